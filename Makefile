@@ -1,0 +1,47 @@
+# greenserve developer commands. Everything runs inside .venv, built from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit bench docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+$(VENV)/.bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(VENV)/.bench
+
+## make run: serve the built-in demo app on http://127.0.0.1:8000
+run: $(STAMP)
+	$(BIN)/greenserve --access-logfile - -b 127.0.0.1:8000 greenserve.demo:app
+
+## make test: the whole suite (lint, types, tests), as CI runs it
+test: $(STAMP) lint typecheck unit
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check greenserve tests loadtests
+	$(BIN)/python tools/check_sizes.py
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## make bench: greenserve vs gunicorn -k gevent, same app, one worker each
+bench: $(VENV)/.bench
+	$(BIN)/python loadtests/bench.py
+
+docs: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[docs]'
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) build *.egg-info site

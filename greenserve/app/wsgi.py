@@ -1,0 +1,191 @@
+"""The PEP 3333 adapter: runs a WSGI app for one request on an :class:`InlineStream`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from http import HTTPStatus
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
+
+from ..protocol.events import Headers
+from ..protocol.writer import LocalProtocolError
+from ..streams import ClientDisconnected, InlineStream
+from .wsgi_environ import HeaderRefused, build_environ
+from .wsgi_input import WSGIInput
+
+if TYPE_CHECKING:
+    from ..worker import WorkerState
+
+log = logging.getLogger("greenserve.error")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+WSGIApp = Callable[..., Iterable[bytes]]
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterable over a file, sent with ``sendfile`` when possible."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self.filelike.read(self.blksize):
+            yield block
+
+
+class WSGIResponder:
+    """``start_response``/``write`` for one request, sending the head lazily."""
+
+    def __init__(self, stream: InlineStream) -> None:
+        self.stream = stream
+        self.status: int | None = None
+        self.reason = b""
+        self.headers: Headers = []
+        self.head_sent = False
+        self.used_write = False
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the traceback cycle (PEP 3333)
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        code, _, reason = status.partition(" ")
+        if len(code) != 3 or not code.isdigit():
+            raise ValueError(f"invalid WSGI status {status!r}")
+        self.status, self.reason = int(code), reason.encode("latin-1")
+        self.headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The legacy ``write()`` callable: send body bytes immediately."""
+        self.used_write = True
+        self.send(data)
+
+    def send(self, data: bytes) -> None:
+        if not self.head_sent:
+            self.send_head()
+        self.stream.send_data(data)
+
+    def send_head(self, length: int | None = None) -> None:
+        if self.status is None:
+            raise AssertionError("the app returned a body before calling start_response")
+        headers = self.headers
+        if (
+            length is not None
+            and self.status >= 200
+            and self.status not in (204, 304)
+            and not any(n.lower() == b"content-length" for n, _ in headers)
+        ):
+            headers = [*headers, (b"Content-Length", b"%d" % length)]
+        self.head_sent = True
+        self.stream.send_head(self.status, headers, self.reason)
+
+
+class WSGIAdapter:
+    """Calls the app for each request of a worker (the adapter chosen at load time)."""
+
+    def __init__(self, app: WSGIApp, state: WorkerState) -> None:
+        self.app = app
+        self.state = state
+
+    def __call__(self, stream: InlineStream) -> None:
+        started = time.monotonic()
+        responder = WSGIResponder(stream)
+        environ: dict[str, Any] = {}
+        try:
+            environ = build_environ(stream.request, stream.info, self.state)
+        except HeaderRefused as exc:
+            log.info("refused header name with underscore: %s", exc)
+            _simple_response(responder, 400, f"header name with underscore: {exc}")
+            return
+        environ["wsgi.input"] = WSGIInput(stream)
+        environ["wsgi.file_wrapper"] = FileWrapper
+        try:
+            self._run(environ, responder)
+        finally:
+            self.state.log_access(stream, environ, time.monotonic() - started)
+
+    def _run(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
+        stream = responder.stream
+        try:
+            result = self.app(environ, responder.start_response)
+            try:
+                _send_result(result, responder)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        except ClientDisconnected:
+            raise
+        except Exception:
+            self._app_failed(environ, responder)
+            return
+        stream.end()
+
+    def _app_failed(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
+        log.exception("Error handling request %s", environ.get("RAW_URI", "?"))
+        if responder.head_sent:
+            # The head is out: the only honest signal left is to cut the connection.
+            raise ClientDisconnected("application failed after the response started")
+        responder.status = None
+        _simple_response(responder, 500, "Internal Server Error")
+
+
+def _send_result(result: Iterable[bytes], responder: WSGIResponder) -> None:
+    stream = responder.stream
+    if isinstance(result, FileWrapper) and not responder.used_write:
+        _send_file(result, responder)
+        return
+    if isinstance(result, (list, tuple)) and len(result) <= 1 and not responder.used_write:
+        body = result[0] if result else b""
+        if not isinstance(body, bytes):
+            raise TypeError(f"WSGI body items must be bytes, got {type(body).__name__}")
+        if not responder.head_sent:
+            responder.send_head(len(body))
+        stream.send_data(body)
+        return
+    for chunk in result:
+        if not isinstance(chunk, bytes):
+            raise TypeError(f"WSGI body items must be bytes, got {type(chunk).__name__}")
+        if chunk:
+            responder.send(chunk)
+    if not responder.head_sent:
+        responder.send_head()
+
+
+def _send_file(wrapper: FileWrapper, responder: WSGIResponder) -> None:
+    filelike = wrapper.filelike
+    length = None
+    for name, value in responder.headers:
+        if name.lower() == b"content-length" and value.isdigit():
+            length = int(value)
+    responder.send_head()
+    try:
+        offset = filelike.tell()
+    except (AttributeError, OSError):
+        offset = 0
+    responder.stream.sendfile(filelike, offset, length)
+
+
+def _simple_response(responder: WSGIResponder, status: int, message: str) -> None:
+    body = f"{status} {message}\n".encode()
+    responder.start_response(
+        f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "text/plain; charset=utf-8")]
+    )
+    try:
+        responder.send_head(len(body))
+        responder.stream.send_data(body)
+        responder.stream.end()
+    except LocalProtocolError:
+        raise ClientDisconnected("could not send the error response") from None

@@ -1,0 +1,233 @@
+"""One client connection: the only module that reads from or writes to a client socket.
+
+The connection greenlet runs the read loop, applies the idle and header timeouts, feeds the
+sans-io protocol object and runs the app adapter inline for each request (no extra greenlet
+per request on HTTP/1: keep-alive requests reuse this greenlet).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+from .dates import http_date
+from .protocol.events import InboundEvent, ProtocolError, Request, Response
+from .protocol.h1 import H11Connection
+from .protocol.writer import LocalProtocolError, reason_phrase
+from .streams import BodyError, ClientDisconnected, ConnectionInfo, InlineStream
+
+if TYPE_CHECKING:
+    from .worker import WorkerState
+
+log = logging.getLogger("greenserve.error")
+
+_RECV_SIZE = 65536
+# A request body the app left unread is drained up to this size so the connection can be
+# kept alive; a larger leftover closes the connection instead.
+_MAX_DRAIN = 1 << 20
+
+Handler = Callable[[InlineStream], None]
+
+
+class HTTPConnection:
+    """Serves HTTP/1.x requests on one accepted socket until it closes."""
+
+    def __init__(self, sock: socket.socket, info: ConnectionInfo, state: WorkerState) -> None:
+        self.sock = sock
+        self.info = info
+        self.state = state
+        self.proto = H11Connection(state.limits)
+        self.idle = True  # waiting for a request: safe to close on graceful stop
+        self.requests = 0
+        self._deadline: float | None = None
+        self._eof = False
+
+    # -- the loop -----------------------------------------------------------------------------
+    def serve(self, handler: Handler) -> None:
+        """Read and answer requests until the connection is done."""
+        try:
+            while self._serve_one(handler):
+                self.proto.start_next_cycle()
+        except BodyError as exc:
+            if not self.proto.response_started:
+                self._reject(exc.error)
+        except (ClientDisconnected, ConnectionError, TimeoutError):
+            pass  # the client went away: nothing to answer
+        finally:
+            self._close()
+
+    def _serve_one(self, handler: Handler) -> bool:
+        """Serve one request; True when the connection may carry another."""
+        event = self._wait_for_head()
+        if isinstance(event, ProtocolError):
+            self._reject(event)
+            return False
+        if not isinstance(event, Request):
+            return False
+        self.idle = False
+        self.requests += 1
+        if self.state.stopping:
+            self.proto.close_after_response()
+        stream = InlineStream(self, event)
+        handler(stream)
+        return self._finish_cycle(stream)
+
+    def _wait_for_head(self) -> InboundEvent | None:
+        """Wait for the next request head: idle timeout first, then the header deadline."""
+        cfg = self.state.cfg
+        idle_timeout = float(cfg.keepalive) if self.requests else cfg.header_timeout
+        started = False
+        self.idle = True
+        self._deadline = time.monotonic() + idle_timeout
+        while True:
+            event = self.proto.next_event()
+            if event is not None:
+                self._deadline = None
+                return event
+            if self.state.stopping and not self.proto.trailing_data:
+                return None
+            if not started and self.proto.trailing_data:
+                started = True
+                self._deadline = time.monotonic() + cfg.header_timeout
+            self.idle = not started
+            try:
+                self._recv()
+            except TimeoutError:
+                if self.proto.trailing_data or (not self.requests and started):
+                    return ProtocolError(408, "timed out reading the request head")
+                return None
+
+    def _finish_cycle(self, stream: InlineStream) -> bool:
+        proto = self.proto
+        if not proto.response_complete:
+            return False  # the app failed mid-response: the framing is broken
+        if not proto.keep_alive or self.state.stopping:
+            return False
+        if not proto.request_complete and not self._drain():
+            return False
+        return proto.keep_alive and not self.state.stopping
+
+    def _drain(self) -> bool:
+        """Read and discard what the app left of the request body."""
+        left = _MAX_DRAIN
+        self._deadline = time.monotonic() + self.state.cfg.header_timeout
+        try:
+            while not self.proto.request_complete:
+                event = self.next_event()
+                if isinstance(event, ProtocolError):
+                    return False
+                left -= len(getattr(event, "data", b""))
+                if left < 0:
+                    return False
+        except (ClientDisconnected, TimeoutError, OSError):
+            return False
+        finally:
+            self._deadline = None
+        return True
+
+    # -- reading ----------------------------------------------------------------------------
+    def next_event(self) -> InboundEvent:
+        """The next protocol event, reading from the socket as needed."""
+        while True:
+            event = self.proto.next_event()
+            if event is not None:
+                return event
+            self._recv()
+
+    def _recv(self) -> None:
+        timeout = None
+        if self._deadline is not None:
+            timeout = self._deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError("deadline passed")
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(_RECV_SIZE)
+        except TimeoutError:
+            raise
+        except OSError:
+            data = b""  # reset by peer counts as EOF
+        if not data:
+            if self._eof:
+                raise ClientDisconnected("connection closed by the client")
+            self._eof = True
+        self.proto.receive_data(data)
+
+    # -- writing ----------------------------------------------------------------------------
+    def send_head(self, response: Response) -> None:
+        """Send a response head, adding the Date and Server headers."""
+        headers = list(response.headers)
+        names = {n.lower() for n, _ in headers}
+        if b"date" not in names:
+            headers.append((b"Date", http_date()))
+        if b"server" not in names:
+            headers.append((b"Server", self.state.server_header))
+        if self.state.stopping:
+            self.proto.close_after_response()
+        self.write(self.proto.send(Response(response.status_code, headers, response.reason)))
+
+    def write(self, data: bytes) -> None:
+        """Send bytes; a stalled client gets ``--timeout`` seconds before it is dropped."""
+        if not data:
+            return
+        self.sock.settimeout(self.state.send_timeout)
+        try:
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ClientDisconnected(str(exc)) from exc
+
+    def sendfile(self, fileobj: Any, offset: int, count: int | None) -> int:
+        """Send a file with ``os.sendfile`` when the framing allows it, else in chunks."""
+        if count is not None and self.state.cfg.sendfile is not False and hasattr(
+            fileobj, "fileno"
+        ) and self.proto.body_passthrough(count):
+            self.sock.settimeout(self.state.send_timeout)
+            try:
+                return self.sock.sendfile(fileobj, offset, count)
+            except OSError as exc:
+                raise ClientDisconnected(str(exc)) from exc
+        return self._copy_file(fileobj, offset, count)
+
+    def _copy_file(self, fileobj: IO[bytes], offset: int, count: int | None) -> int:
+        from .protocol.events import Data
+
+        if offset:
+            fileobj.seek(offset)
+        sent = 0
+        while count is None or sent < count:
+            size = _RECV_SIZE if count is None else min(_RECV_SIZE, count - sent)
+            block = fileobj.read(size)
+            if not block:
+                break
+            self.write(self.proto.send(Data(block)))
+            sent += len(block)
+        return sent
+
+    def _reject(self, error: ProtocolError) -> None:
+        """Answer a request we refuse, log it, and let the caller close."""
+        peer = self.info.client[0] if self.info.client else self.info.unix_path or "-"
+        if error.status_code is None:
+            log.debug("closing connection from %s: %s", peer, error.reason)
+            return
+        log.info("bad request from %s: %d %s", peer, error.status_code, error.reason)
+        body = b"%d %s\n" % (error.status_code, reason_phrase(error.status_code))
+        headers = [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", b"%d" % len(body)),
+        ]
+        try:
+            self.send_head(Response(error.status_code, headers))
+            self.write(body)
+        except (ClientDisconnected, LocalProtocolError):
+            pass
+
+    def _close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        self.sock.close()

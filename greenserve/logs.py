@@ -1,0 +1,124 @@
+"""gunicorn-compatible logging: the error log format and the access log atoms."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .streams import InlineStream
+
+ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+
+def _handler(target: str | None, default_stream: Any) -> logging.Handler:
+    if target in (None, "-"):
+        return logging.StreamHandler(default_stream)
+    return logging.FileHandler(target, encoding="utf-8")
+
+
+def setup(cfg: Config) -> AccessLog | None:
+    """Configure the ``greenserve.error`` and ``greenserve.access`` loggers from ``cfg``."""
+    error = logging.getLogger("greenserve.error")
+    error.handlers.clear()
+    handler = _handler(cfg.errorlog, sys.stderr)
+    handler.setFormatter(logging.Formatter(ERROR_FORMAT, DATE_FORMAT))
+    error.addHandler(handler)
+    error.setLevel(LEVELS.get(cfg.loglevel.lower(), logging.INFO))
+    error.propagate = False
+    if cfg.accesslog is None:
+        return None
+    access = logging.getLogger("greenserve.access")
+    access.handlers.clear()
+    access_handler = _handler(cfg.accesslog, sys.stdout)
+    access_handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(access_handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    return AccessLog(cfg.access_log_format, access)
+
+
+class _Atoms(dict[str, Any]):
+    """Missing atoms render as ``-``, as in gunicorn."""
+
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+class AccessLog:
+    """Formats one line per request with gunicorn's ``access_log_format`` atoms."""
+
+    def __init__(self, fmt: str, logger: logging.Logger) -> None:
+        self.fmt = fmt
+        self.logger = logger
+        self.pid = f"<{os.getpid()}>"
+
+    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+        """Write the access line for a finished request."""
+        try:
+            self.logger.info(self.fmt, self.atoms(stream, environ, duration))
+        except Exception:
+            logging.getLogger("greenserve.error").exception("Failed to log access line")
+
+    def atoms(
+        self, stream: InlineStream, environ: dict[str, Any], duration: float
+    ) -> _Atoms:
+        """The atom values for one request (public so tests and hooks can use them)."""
+        status = stream.status
+        sent = stream.bytes_sent
+        method = environ.get("REQUEST_METHOD", "-")
+        protocol = environ.get("SERVER_PROTOCOL", "-")
+        atoms = _Atoms(
+            h=environ.get("REMOTE_ADDR") or "-",
+            l="-",
+            u=_basic_user(environ.get("HTTP_AUTHORIZATION")),
+            t=time.strftime("[%d/%b/%Y:%H:%M:%S %z]"),
+            r=f"{method} {environ.get('RAW_URI', '-')} {protocol}",
+            s=str(status) if status is not None else "-",
+            m=method,
+            U=environ.get("PATH_INFO", "-"),
+            q=environ.get("QUERY_STRING", ""),
+            H=protocol,
+            b=str(sent) if sent else "-",
+            B=sent,
+            f=environ.get("HTTP_REFERER", "-"),
+            a=environ.get("HTTP_USER_AGENT", "-"),
+            T=int(duration),
+            M=int(duration * 1000),
+            D=int(duration * 1_000_000),
+            L=f"{duration:.6f}",
+            p=self.pid,
+        )
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                atoms["{%s}i" % key[5:].lower().replace("_", "-")] = value
+            elif isinstance(value, str):
+                atoms["{%s}e" % key.lower()] = value
+        atoms["{content-type}i"] = environ.get("CONTENT_TYPE", "-")
+        atoms["{content-length}i"] = environ.get("CONTENT_LENGTH", "-")
+        for name, value in stream.response_headers:
+            atoms["{%s}o" % name.decode("latin-1").lower()] = value.decode("latin-1")
+        return atoms
+
+
+def _basic_user(auth: str | None) -> str:
+    if not auth or not auth.lower().startswith("basic "):
+        return "-"
+    try:
+        user = base64.b64decode(auth[6:].strip()).decode("latin-1").split(":", 1)[0]
+    except ValueError:
+        return "-"
+    return user or "-"

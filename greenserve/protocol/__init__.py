@@ -1,0 +1,1 @@
+"""Sans-io HTTP protocol code: bytes in, events out. Nothing here does I/O."""

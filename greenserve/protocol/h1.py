@@ -1,0 +1,319 @@
+"""HTTP/1.1 server connection: h11 parses and validates each head, greenserve's policy adds
+the stricter rules, and greenserve frames bodies itself (see ``chunked.py`` for why).
+
+h11 is the reference parser: every head goes through ``h11.Connection`` for the RFC 9112
+grammar. A fresh h11 object per head costs a few microseconds and keeps h11's own state
+machine out of framing decisions that must be identical for every parser.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import h11
+
+from .chunked import ChunkedDecoder
+from .events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    OutboundEvent,
+    ProtocolError,
+    Request,
+    Response,
+)
+from .policy import (
+    Framing,
+    HeadScanner,
+    Limits,
+    Rejection,
+    check_fields,
+    effective_method,
+    normalise_head_bytes,
+)
+from .writer import (
+    BodyFraming,
+    LocalProtocolError,
+    check_headers,
+    frame_data,
+    frame_end,
+    plan_response,
+    serialize_head,
+)
+
+
+class _In(Enum):
+    HEAD = "head"
+    BODY = "body"
+    DONE = "done"  # request complete; waiting for the response to finish
+    ERROR = "error"
+    CLOSED = "closed"
+
+
+class H11Connection:
+    """A :class:`~greenserve.protocol.base.ServerConnection` over h11."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._buf = bytearray()
+        self._eof = False
+        self._in = _In.HEAD
+        self._reset_cycle()
+
+    def _reset_cycle(self) -> None:
+        self._scanner = HeadScanner(self._limits)
+        self._request: Request | None = None
+        self._remaining = 0
+        self._chunks: ChunkedDecoder | None = None
+        self._pending_end = False
+        self._response: BodyFraming | None = None
+        self._response_done = False
+        self._keep_alive = True
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def keep_alive(self) -> bool:
+        return self._keep_alive and self._in is not _In.ERROR
+
+    @property
+    def request(self) -> Request | None:
+        return self._request
+
+    @property
+    def request_complete(self) -> bool:
+        return self._in is _In.DONE
+
+    @property
+    def response_complete(self) -> bool:
+        return self._response_done
+
+    @property
+    def response_started(self) -> bool:
+        return self._response is not None
+
+    @property
+    def trailing_data(self) -> bytes:
+        return bytes(self._buf)
+
+    # -- inbound ------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> InboundEvent | None:
+        if self._in is _In.HEAD:
+            return self._next_head()
+        if self._in is _In.BODY:
+            return self._next_body()
+        return None
+
+    def _fail(self, rejection: Rejection | None, reason: str = "") -> ProtocolError:
+        self._in = _In.ERROR
+        self._keep_alive = False
+        if rejection is None:
+            return ProtocolError(None, reason)
+        return ProtocolError(rejection.status, rejection.reason)
+
+    def _next_head(self) -> InboundEvent | None:
+        scanned = self._scanner.scan(self._buf)
+        if isinstance(scanned, Rejection):
+            return self._fail(scanned)
+        if scanned is None:
+            return self._incomplete_head()
+        raw = bytes(self._buf[self._scanner.start : scanned])
+        del self._buf[:scanned]
+        return self._start_request(normalise_head_bytes(raw, self._limits))
+
+    def _incomplete_head(self) -> InboundEvent | None:
+        if len(self._buf) > self._limits.max_head_size():
+            # Unreachable while the per-line limits hold; kept so memory stays bounded.
+            return self._fail(Rejection(431, "request head too large"))
+        if not self._eof:
+            return None
+        if len(self._buf) == self._scanner.start:
+            # Nothing, or only the empty lines allowed between requests: a clean close.
+            self._in = _In.CLOSED
+            return ConnectionClosed()
+        return self._fail(None, "connection closed in the middle of a request head")
+
+    def _start_request(self, raw: bytes) -> InboundEvent:
+        lines = raw[:-4].split(b"\r\n")
+        method, target, version = lines[0].split(b" ")  # the scanner checked the grammar
+        headers: Headers = []
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers.append((name, value.strip(b" \t")))
+        framing = check_fields(version, headers)
+        if isinstance(framing, Rejection):
+            return self._fail(framing)
+        rejection = _h11_validate(raw)
+        if rejection is not None:
+            return self._fail(rejection)
+        method = effective_method(method, self._limits)
+        return self._accept(method, target, version, headers, framing)
+
+    def _accept(
+        self, method: bytes, target: bytes, version: bytes, headers: Headers, framing: Framing
+    ) -> Request:
+        connection = _tokens(headers, b"connection")
+        # HTTP/1.1 persists unless told otherwise; HTTP/1.0 only when asked to (RFC 9112 9.3).
+        persistent = version == b"HTTP/1.1" or b"keep-alive" in connection
+        keep_alive = persistent and b"close" not in connection
+        expect = _tokens(headers, b"expect")
+        upgrade = None
+        if b"upgrade" in connection:
+            upgrade = next((v for n, v in headers if n.lower() == b"upgrade"), None)
+        request = Request(
+            method=method,
+            target=target,
+            http_version=version[5:],
+            headers=headers,
+            keep_alive=keep_alive,
+            chunked=framing.chunked,
+            content_length=framing.content_length,
+            expect_continue=version == b"HTTP/1.1" and b"100-continue" in expect,
+            upgrade=upgrade,
+        )
+        self._request = request
+        self._keep_alive = keep_alive
+        if framing.chunked:
+            lim = self._limits
+            self._chunks = ChunkedDecoder(limits=lim, header_fields=len(headers))
+        self._remaining = framing.content_length or 0
+        self._pending_end = not framing.chunked and not self._remaining
+        self._in = _In.BODY
+        return request
+
+    def _next_body(self) -> InboundEvent | None:
+        if self._pending_end:
+            self._in = _In.DONE
+            trailers = self._chunks.trailers if self._chunks else []
+            return EndOfMessage(trailers=trailers)
+        if self._chunks is not None:
+            return self._next_chunk(self._chunks)
+        if self._buf:
+            take = min(self._remaining, len(self._buf))
+            data = bytes(self._buf[:take])
+            del self._buf[:take]
+            self._remaining -= take
+            self._pending_end = not self._remaining
+            return Data(data)
+        if self._eof:
+            return self._fail(None, "connection closed in the middle of a request body")
+        return None
+
+    def _next_chunk(self, decoder: ChunkedDecoder) -> InboundEvent | None:
+        result = decoder.feed(self._buf)
+        if isinstance(result, Rejection):
+            return self._fail(result)
+        self._pending_end = decoder.done
+        if result:
+            return Data(result)
+        if decoder.done:
+            return self._next_body()
+        if self._eof:
+            return self._fail(None, "connection closed in the middle of a chunked body")
+        return None
+
+    # -- outbound -----------------------------------------------------------------------
+    def send(self, event: OutboundEvent) -> bytes:
+        match event:
+            case InformationalResponse():
+                return self._send_informational(event)
+            case Response():
+                return self._send_response(event)
+            case Data(data=data):
+                return frame_data(self._body_framing(), data)
+            case EndOfMessage(trailers=trailers):
+                framing = self._body_framing()
+                self._response_done = True
+                return frame_end(framing, trailers)
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def _body_framing(self) -> BodyFraming:
+        if self._response is None:
+            raise LocalProtocolError("response body before the response head")
+        if self._response_done:
+            raise LocalProtocolError("response body after the end of the response")
+        return self._response
+
+    def _send_informational(self, event: InformationalResponse) -> bytes:
+        if not 100 <= event.status_code <= 199:
+            raise LocalProtocolError(f"{event.status_code} is not an informational status")
+        if self._response is not None:
+            raise LocalProtocolError("informational response after the final response")
+        check_headers(event.headers)
+        if self._request is None or self._request.http_version != b"1.1":
+            return b""  # HTTP/1.0 clients do not understand 1xx responses
+        return serialize_head(
+            event.status_code, event.reason, event.headers, http_version=b"HTTP/1.1"
+        )
+
+    def _send_response(self, event: Response) -> bytes:
+        if self._response is not None:
+            raise LocalProtocolError("response already started")
+        request = self._request
+        method = request.method if request else b"GET"
+        version = b"HTTP/" + (request.http_version if request else b"1.1")
+        # A request we could not parse, or one whose body we did not finish reading,
+        # leaves the connection in an unknown state: close it after this response.
+        keep_alive = self._keep_alive and request is not None
+        headers, framing, keep_alive = plan_response(
+            event.status_code, event.headers, method=method, http_version=version,
+            keep_alive=keep_alive,
+        )
+        self._keep_alive = keep_alive
+        self._response = framing
+        return serialize_head(event.status_code, event.reason, headers, http_version=b"HTTP/1.1")
+
+    def body_passthrough(self, count: int) -> bool:
+        """Account for ``count`` body bytes the caller sends itself (``sendfile``).
+
+        Only possible when the body is framed by Content-Length (the bytes go out as they are);
+        returns False when the framing needs to wrap them, and the caller must use ``send``.
+        """
+        framing = self._response
+        if framing is None or not framing.send_body or framing.remaining is None:
+            return False
+        if count > framing.remaining:
+            raise LocalProtocolError("response body longer than its Content-Length")
+        framing.remaining -= count
+        return True
+
+    def close_after_response(self) -> None:
+        """Make the current response end the connection (e.g. when draining is refused)."""
+        self._keep_alive = False
+
+    def start_next_cycle(self) -> None:
+        if not (self._in is _In.DONE and self._response_done and self.keep_alive):
+            raise LocalProtocolError("cannot start a new cycle: this one is not finished")
+        self._in = _In.HEAD
+        self._reset_cycle()
+
+
+def _tokens(headers: Headers, name: bytes) -> list[bytes]:
+    """The comma-separated tokens of every ``name`` header, lower-cased."""
+    return [
+        token.strip().lower()
+        for n, v in headers
+        if n.lower() == name
+        for token in v.split(b",")
+    ]
+
+
+def _h11_validate(raw: bytes) -> Rejection | None:
+    """Run the head through h11, the reference parser, for the RFC 9112 grammar."""
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=len(raw) + 1)
+    conn.receive_data(raw)
+    try:
+        event = conn.next_event()
+    except h11.RemoteProtocolError as exc:
+        return Rejection(exc.error_status_hint, f"h11: {exc}")
+    if not isinstance(event, h11.Request):
+        return Rejection(400, "incomplete request head")
+    return None

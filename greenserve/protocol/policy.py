@@ -1,0 +1,362 @@
+"""greenserve's strictness and limit rules, written once for every HTTP/1 parser.
+
+Three layers, all pure:
+
+* :class:`HeadScanner` looks at the raw bytes of a request head *before* any parser sees
+  them, one line at a time, as they arrive: line endings, control bytes, obs-fold, the
+  request-line/field limits and the request-line grammar. These are the things h11 and
+  llhttp are lenient about, and the smuggling vectors live here. Lines are checked in the
+  order they were sent and each line's checks run in a fixed order, so the first offending
+  line decides the answer however the bytes were split across ``recv`` calls.
+* :func:`check_fields` looks at the parsed fields: framing (Content-Length,
+  Transfer-Encoding), Host and the other singleton fields.
+* :func:`check_trailer_line` applies the field rules, plus the forbidden-name list, to the
+  trailer section of a chunked body.
+
+Each rule returns a :class:`Rejection` (status + reason) instead of raising, so the caller
+turns it into a ``ProtocolError`` event and the connection answers and closes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .events import Headers
+
+# gunicorn's built-in values: limit_request_field_size <= 0 means this default (not
+# "unlimited"), and limit_request_fields is capped at MAX_FIELDS.
+DEFAULT_FIELD_SIZE = 8190
+MAX_FIELDS = 32768
+# A request line is never allowed to grow without bound, even with limit_request_line = 0.
+MAX_REQUEST_LINE = 65536
+_MAX_LEADING_EMPTY = 8
+_CRLF = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-request limits and leniency switches, taken from the settings (gunicorn names)."""
+
+    limit_request_line: int = 4094
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
+    permit_obsolete_folding: bool = False
+    strip_header_spaces: bool = False
+    header_map: str = "drop"
+    permit_unconventional_http_method: bool = False
+    casefold_http_method: bool = False
+
+    @property
+    def request_line_limit(self) -> int:
+        """Longest request line (without CRLF); 0 in the setting means unlimited."""
+        line = self.limit_request_line
+        return line if 0 < line < MAX_REQUEST_LINE else MAX_REQUEST_LINE
+
+    @property
+    def field_size_limit(self) -> int:
+        """Largest field, counted as gunicorn does: every physical line plus its CRLF."""
+        size = self.limit_request_field_size
+        return size if size > 0 else DEFAULT_FIELD_SIZE
+
+    @property
+    def fields_limit(self) -> int:
+        """Most fields in the head and the trailers together (gunicorn 27 counts both)."""
+        count = self.limit_request_fields
+        return count if 0 < count <= MAX_FIELDS else MAX_FIELDS
+
+    def max_head_size(self) -> int:
+        """An upper bound on a head the per-line rules can accept (a safety net only)."""
+        empty_lines = _MAX_LEADING_EMPTY * _CRLF
+        fields = self.fields_limit * self.field_size_limit
+        return empty_lines + self.request_line_limit + _CRLF + fields + _CRLF
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a request is refused, and the status to answer with."""
+
+    status: int
+    reason: str
+
+
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+# Field values: visible ASCII, obs-text (0x80-0xFF), SP and HTAB. No other control bytes.
+_BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]\Z")
+# Request-target: visible ASCII only (RFC 9112 3.2). Raw UTF-8 is refused, as h11 does.
+_BAD_TARGET_BYTE = re.compile(rb"[^\x21-\x7e]")
+# gunicorn's default method rule on top of the token grammar: 3 to 20 characters, and no
+# lower case or '#' (permit_unconventional_http_method lifts it).
+_UNCONVENTIONAL_METHOD_BYTE = re.compile(rb"[a-z#]")
+_DIGITS = re.compile(rb"[0-9]+\Z")
+_WS = b" \t"
+# RFC 9110 6.5.1: fields that frame or route the message, or manage the connection, must
+# not come from trailers. gunicorn refuses them (Content-Length, Transfer-Encoding, Host);
+# anyone merging them into the head later could be desynchronised. Other fields
+# (Content-Type, Vary...) are legal in trailers and gunicorn passes them on.
+_FORBIDDEN_TRAILERS = frozenset(
+    (
+        b"content-length", b"transfer-encoding", b"host", b"trailer", b"te",
+        b"connection", b"keep-alive", b"upgrade",
+    )
+)
+
+
+@dataclass(slots=True)
+class HeadScanner:
+    """Incremental, position-ordered checks on the raw bytes of one request head.
+
+    Call :meth:`scan` with the whole receive buffer each time more bytes arrive. Each line
+    is checked once, so slow clients cost linear time. Up to eight empty lines before the
+    request line are skipped (RFC 9112 2.2); ``start`` is where the request line begins.
+    """
+
+    limits: Limits
+    start: int = 0  # offset of the request line in the buffer
+    pos: int = 0  # offset of the first line not yet checked
+    index: int = 0  # number of that line: 0 is the request line
+    fields: int = 0  # field lines seen so far (continuation lines excluded)
+    field_size: int = 0  # bytes of the current field, folded lines included
+    skipped: int = 0  # empty lines skipped before the request line
+
+    def scan(self, buf: bytes | bytearray) -> Rejection | int | None:
+        """Check the lines not seen yet; the offset just past the head once it is complete."""
+        while True:
+            end = buf.find(b"\n", self.pos)
+            if end < 0:
+                return self._check_partial(bytes(buf[self.pos :]))
+            line = bytes(buf[self.pos : end])
+            self.pos = end + 1
+            crlf = line.endswith(b"\r")
+            if crlf:
+                line = line[:-1]
+            if not line and self.index == 0 and crlf and self.skipped < _MAX_LEADING_EMPTY:
+                self.skipped += 1  # an empty line before the request line
+                self.start = self.pos
+                continue
+            if not line and self.index > 0:
+                return self.pos if crlf else Rejection(400, "bare LF line ending")
+            rejection = self._check_line(line, crlf)
+            if rejection is not None:
+                return rejection
+            self.index += 1
+
+    def _check_partial(self, partial: bytes) -> Rejection | None:
+        """Size rules for the line still arriving: what it holds already counts."""
+        if partial.endswith(b"\r"):
+            partial = partial[:-1]  # may be the start of its CRLF
+        if not partial:
+            return None
+        if self.index == 0:
+            if len(partial) > self.limits.request_line_limit:
+                return Rejection(414, "request line too long")
+            return None
+        if partial[:1] in (b" ", b"\t"):
+            size = self.field_size + len(partial) + _CRLF
+        else:
+            if self.fields + 1 > self.limits.fields_limit:
+                return Rejection(431, "too many header fields")
+            size = len(partial) + _CRLF
+        if size > self.limits.field_size_limit:
+            return Rejection(431, "header field too large")
+        return None
+
+    def _check_line(self, line: bytes, crlf: bool) -> Rejection | None:
+        """The rules for one complete line, in a fixed order: size, ending, content."""
+        if self.index == 0:
+            if len(line) > self.limits.request_line_limit:
+                return Rejection(414, "request line too long")
+            return _check_line_ending(line, crlf) or check_request_line(line, self.limits)
+        folded = line[:1] in (b" ", b"\t")
+        if folded:
+            self.field_size += len(line) + _CRLF
+        else:
+            self.fields += 1
+            if self.fields > self.limits.fields_limit:
+                return Rejection(431, "too many header fields")
+            self.field_size = len(line) + _CRLF
+        if self.field_size > self.limits.field_size_limit:
+            return Rejection(431, "header field too large")
+        rejection = _check_line_ending(line, crlf)
+        if rejection is not None:
+            return rejection
+        if folded:
+            return self._check_folded(line)
+        return check_field_line(line, self.limits)
+
+    def _check_folded(self, line: bytes) -> Rejection | None:
+        if self.index == 1:
+            # RFC 9112 2.2: whitespace between the start line and the first field.
+            return Rejection(400, "whitespace before the first header field")
+        if not self.limits.permit_obsolete_folding:
+            return Rejection(400, "obsolete line folding in header")
+        if _BAD_VALUE_BYTE.search(line):
+            return Rejection(400, "control byte in header value")
+        return None
+
+
+def _check_line_ending(line: bytes, crlf: bool) -> Rejection | None:
+    if not crlf:
+        return Rejection(400, "bare LF line ending")
+    if b"\r" in line:
+        return Rejection(400, "bare CR in request head")
+    return None
+
+
+def check_request_line(line: bytes, limits: Limits) -> Rejection | None:
+    """The request-line grammar: ``method SP request-target SP HTTP-version``."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        return Rejection(400, "malformed request line")
+    method, target, version = parts
+    return (
+        _check_method(method, limits)
+        or _check_version(version)
+        or _check_target(method, target)
+    )
+
+
+def check_field_line(line: bytes, limits: Limits) -> Rejection | None:
+    """One ``name: value`` line (no CRLF); sizes are checked by the caller."""
+    name, colon, value = line.partition(b":")
+    if not colon:
+        return Rejection(400, "header line without a colon")
+    if not TOKEN.match(name):
+        stripped = name.rstrip(_WS)
+        if not (limits.strip_header_spaces and stripped != name and TOKEN.match(stripped)):
+            return Rejection(400, "invalid header name")
+    if _BAD_VALUE_BYTE.search(value):
+        return Rejection(400, "control byte in header value")
+    return None
+
+
+def check_trailer_line(line: bytes, count: int, limits: Limits) -> Rejection | None:
+    """One trailer line; ``count`` is how many fields the message has with this one."""
+    if count > limits.fields_limit:
+        return Rejection(431, "too many header and trailer fields")
+    if len(line) + _CRLF > limits.field_size_limit:
+        return Rejection(431, "trailer field too large")
+    if line[:1] in (b" ", b"\t"):
+        return Rejection(400, "obsolete line folding in trailer")
+    rejection = check_field_line(line, _STRICT)
+    if rejection is not None:
+        return rejection
+    if line.partition(b":")[0].lower() in _FORBIDDEN_TRAILERS:
+        return Rejection(400, "field not allowed in trailers")
+    return None
+
+
+_STRICT = Limits()
+
+
+def normalise_head_bytes(raw: bytes, limits: Limits) -> bytes:
+    """Apply the leniencies the settings allow, so a strict parser accepts the head.
+
+    ``raw`` is a head the scanner accepted, from the request line to the empty line.
+    """
+    if limits.permit_obsolete_folding:
+        # Each folded piece is trimmed and joined with one SP, as gunicorn does.
+        raw = re.sub(rb"[ \t]*\r\n[ \t]+", b" ", raw[:-2]) + b"\r\n"
+    if limits.strip_header_spaces:
+        raw = re.sub(rb"(?m)^([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]+:", rb"\1:", raw)
+    return raw
+
+
+def effective_method(method: bytes, limits: Limits) -> bytes:
+    """The method the application sees (casefold_http_method upper-cases it)."""
+    return method.upper() if limits.casefold_http_method else method
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How the request body is delimited: exactly one of the two, or neither (no body)."""
+
+    chunked: bool
+    content_length: int | None
+
+
+def check_fields(version: bytes, headers: Headers) -> Rejection | Framing:
+    """Checks on the parsed fields; returns the body framing when they are good."""
+    rejection = _check_singletons(version, headers)
+    if rejection is not None:
+        return rejection
+    return _framing(version, headers)
+
+
+def _check_method(method: bytes, limits: Limits) -> Rejection | None:
+    if not TOKEN.match(method):
+        return Rejection(400, "invalid request method")
+    if limits.permit_unconventional_http_method:
+        return None
+    if not 3 <= len(method) <= 20 or _UNCONVENTIONAL_METHOD_BYTE.search(method):
+        return Rejection(400, "unconventional request method")
+    return None
+
+
+def _check_version(version: bytes) -> Rejection | None:
+    if _VERSION.match(version) is None:
+        return Rejection(400, "invalid HTTP version")
+    if version not in (b"HTTP/1.0", b"HTTP/1.1"):
+        return Rejection(505, "HTTP version not supported")
+    return None
+
+
+def _check_target(method: bytes, target: bytes) -> Rejection | None:
+    if not target or _BAD_TARGET_BYTE.search(target):
+        return Rejection(400, "invalid request target")
+    if target.startswith(b"/"):
+        return None
+    if target == b"*":
+        return None if method == b"OPTIONS" else Rejection(400, "'*' target outside OPTIONS")
+    if method == b"CONNECT":
+        host, _, port = target.rpartition(b":")
+        ok = bool(host) and _DIGITS.match(port) is not None and b"/" not in target
+        return None if ok else Rejection(400, "invalid CONNECT target")
+    scheme, sep, rest = target.partition(b"://")
+    if sep and scheme.lower() in (b"http", b"https") and rest and rest[:1] not in b"/?#":
+        return None
+    return Rejection(400, "invalid request target form")
+
+
+def _check_singletons(version: bytes, headers: Headers) -> Rejection | None:
+    hosts = _values(headers, b"host")
+    if len(hosts) > 1:
+        return Rejection(400, "more than one Host header")
+    if version == b"HTTP/1.1" and not hosts:
+        return Rejection(400, "missing Host header")
+    if len(_values(headers, b"content-type")) > 1:
+        # gunicorn 26.1+: two Content-Types leave the body's meaning ambiguous.
+        return Rejection(400, "more than one Content-Type header")
+    return None
+
+
+def _framing(version: bytes, headers: Headers) -> Rejection | Framing:
+    lengths = _values(headers, b"content-length")
+    codings = _values(headers, b"transfer-encoding")
+    if codings:
+        if lengths:
+            return Rejection(400, "both Content-Length and Transfer-Encoding")
+        if version == b"HTTP/1.0":
+            return Rejection(400, "Transfer-Encoding in an HTTP/1.0 request")
+        items = [c.strip(_WS).lower() for v in codings for c in v.split(b",")]
+        if items[-1] != b"chunked" or items.count(b"chunked") != 1 or not all(items):
+            return Rejection(400, "Transfer-Encoding must end in chunked")
+        if len(items) > 1:
+            return Rejection(501, "unsupported transfer coding")
+        return Framing(chunked=True, content_length=None)
+    if not lengths:
+        return Framing(chunked=False, content_length=None)
+    if len(lengths) > 1 or not _DIGITS.match(lengths[0]) or len(lengths[0]) > 18:
+        return Rejection(400, "invalid Content-Length")
+    return Framing(chunked=False, content_length=int(lengths[0]))
+
+
+def _values(headers: Headers, name: bytes) -> list[bytes]:
+    return [v for n, v in headers if n.lower() == name]
+
+
+def header_value(headers: Headers, name: bytes) -> bytes | None:
+    """The comma-joined values of header ``name`` (lower case), or None if absent."""
+    values = _values(headers, name)
+    return b", ".join(values) if values else None

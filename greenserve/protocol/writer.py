@@ -1,0 +1,135 @@
+"""Response serialisation for HTTP/1.x, shared by every parser.
+
+Frames the body by Content-Length when the app gave one, chunked for HTTP/1.1 otherwise,
+and by closing the connection for HTTP/1.0. Header values are checked so an app cannot split
+a response with CR/LF.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from .events import Headers
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# reason-phrase = *( HTAB / SP / VCHAR / obs-text ): anything else could split the response.
+_BAD_REASON = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"transfer-encoding"))
+
+
+class LocalProtocolError(Exception):
+    """The application tried to send something HTTP cannot carry."""
+
+
+def reason_phrase(status: int) -> bytes:
+    """The standard reason phrase for ``status`` (empty when unknown)."""
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def status_has_body(status: int, method: bytes) -> bool:
+    """Whether a response with this status to this method carries a body."""
+    return not (method == b"HEAD" or status < 200 or status in (204, 304))
+
+
+@dataclass(slots=True)
+class BodyFraming:
+    """How the response body being sent is delimited."""
+
+    chunked: bool = False
+    remaining: int | None = None  # Content-Length bytes still owed, if declared
+    send_body: bool = True  # False for HEAD, 1xx, 204, 304
+
+
+def serialize_head(
+    status: int, reason: bytes, headers: Headers, *, http_version: bytes
+) -> bytes:
+    """Status line and header block; ``headers`` must already be complete and checked."""
+    if not 100 <= status <= 999:
+        raise LocalProtocolError(f"invalid status code {status!r}")
+    if _BAD_REASON.search(reason):
+        raise LocalProtocolError(f"invalid reason phrase {reason!r}")
+    lines = [b"%s %d %s\r\n" % (http_version, status, reason or reason_phrase(status))]
+    lines.extend(b"%s: %s\r\n" % (n, v) for n, v in headers)
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
+def check_headers(headers: Headers) -> None:
+    """Refuse header names/values that would corrupt the framing (response splitting)."""
+    for name, value in headers:
+        if not _TOKEN.match(name):
+            raise LocalProtocolError(f"invalid response header name {name!r}")
+        if _BAD_VALUE.search(value):
+            raise LocalProtocolError(f"invalid response header value for {name!r}")
+
+
+def plan_response(
+    status: int,
+    headers: Headers,
+    *,
+    method: bytes,
+    http_version: bytes,
+    keep_alive: bool,
+) -> tuple[Headers, BodyFraming, bool]:
+    """Decide framing and the Connection header; returns (headers, framing, keep_alive)."""
+    check_headers(headers)
+    out: Headers = []
+    length: int | None = None
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _HOP_BY_HOP:
+            if lname == b"connection" and b"close" in value.lower():
+                keep_alive = False
+            continue  # the server owns connection management
+        if lname == b"content-length":
+            if not value.isdigit() or (length is not None and int(value) != length):
+                raise LocalProtocolError(f"invalid Content-Length {value!r}")
+            if length is not None:
+                continue
+            length = int(value)
+        out.append((name, value))
+    framing = BodyFraming(send_body=status_has_body(status, method))
+    if length is not None:
+        framing.remaining = length if framing.send_body else None
+    elif status >= 200 and status not in (204, 304):
+        if http_version == b"HTTP/1.1":
+            # HEAD gets the header too: it describes what a GET would have sent.
+            framing.chunked = framing.send_body
+            out.append((b"Transfer-Encoding", b"chunked"))
+        elif framing.send_body:
+            keep_alive = False  # HTTP/1.0 without a length: the close ends the body
+    if http_version == b"HTTP/1.0" and keep_alive:
+        out.append((b"Connection", b"keep-alive"))
+    elif not keep_alive:
+        out.append((b"Connection", b"close"))
+    return out, framing, keep_alive
+
+
+def frame_data(framing: BodyFraming, data: bytes) -> bytes:
+    """Frame one piece of body according to ``framing`` (may be b"")."""
+    if not framing.send_body or not data:
+        return b""
+    if framing.remaining is not None:
+        if len(data) > framing.remaining:
+            raise LocalProtocolError("response body longer than its Content-Length")
+        framing.remaining -= len(data)
+        return data
+    if framing.chunked:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+    return data
+
+
+def frame_end(framing: BodyFraming, trailers: Headers) -> bytes:
+    """The end of the body: the last chunk (with trailers) or nothing."""
+    if framing.remaining:
+        raise LocalProtocolError("response body shorter than its Content-Length")
+    if framing.chunked:
+        check_headers(trailers)
+        return b"0\r\n" + b"".join(b"%s: %s\r\n" % t for t in trailers) + b"\r\n"
+    return b""

@@ -1,0 +1,104 @@
+"""What an adapter sees of one request: its head, ``receive()`` for the body, ``send()``.
+
+HTTP/1 streams are *inline*: the adapter runs in the connection's greenlet and ``receive()``
+reads more bytes from the socket only when the app asks for body, so a request body is never
+buffered whole and ``100 Continue`` goes out only when the app first reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .protocol.events import Data, EndOfMessage, Headers, InformationalResponse, ProtocolError
+from .protocol.events import Request, Response
+
+if TYPE_CHECKING:
+    from .connection import HTTPConnection
+
+
+class ClientDisconnected(OSError):
+    """The client went away (or broke the protocol) while the app was reading or writing."""
+
+
+class BodyError(ClientDisconnected):
+    """The request body broke the protocol (e.g. a bad chunk size) while the app read it."""
+
+    def __init__(self, error: ProtocolError) -> None:
+        super().__init__(error.reason)
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """Addresses and scheme of the connection a request arrived on."""
+
+    client: tuple[str, int] | None
+    server: tuple[str, int] | None
+    scheme: str = "http"
+    unix_path: str | None = None
+
+
+class InlineStream:
+    """A request/response pair on an HTTP/1 connection (see module docstring)."""
+
+    def __init__(self, conn: HTTPConnection, request: Request) -> None:
+        self.conn = conn
+        self.request = request
+        self.info = conn.info
+        self.status: int | None = None
+        self.response_headers: Headers = []
+        self.bytes_sent = 0
+        self.body_done = False
+        self._continue_sent = False
+
+    # -- request body -----------------------------------------------------------------------
+    def receive(self) -> bytes:
+        """The next piece of request body; ``b""`` once the body is complete."""
+        if self.body_done:
+            return b""
+        if self.request.expect_continue and not self._continue_sent:
+            self._continue_sent = True
+            if not self.conn.proto.response_started:
+                self.conn.write(self.conn.proto.send(InformationalResponse(100)))
+        while True:
+            event = self.conn.next_event()
+            match event:
+                case Data(data=data):
+                    if data:
+                        return data
+                case EndOfMessage():
+                    self.body_done = True
+                    return b""
+                case ProtocolError():
+                    raise BodyError(event)
+                case _:
+                    raise ClientDisconnected(f"unexpected {event!r} while reading the body")
+
+    # -- response ---------------------------------------------------------------------------
+    @property
+    def response_started(self) -> bool:
+        """The response head has been sent."""
+        return self.status is not None
+
+    def send_head(self, status: int, headers: Headers, reason: bytes = b"") -> None:
+        """Send the response head (the connection adds Date, Server and framing)."""
+        self.status = status
+        self.response_headers = headers
+        self.conn.send_head(Response(status, headers, reason))
+
+    def send_data(self, data: bytes) -> None:
+        """Send a piece of the response body."""
+        if data:
+            self.bytes_sent += len(data)
+            self.conn.write(self.conn.proto.send(Data(data)))
+
+    def end(self, trailers: Headers | None = None) -> None:
+        """Finish the response."""
+        self.conn.write(self.conn.proto.send(EndOfMessage(trailers=trailers or [])))
+
+    def sendfile(self, fileobj: object, offset: int, count: int | None) -> int:
+        """Send file bytes straight from the kernel; returns the bytes sent."""
+        sent = self.conn.sendfile(fileobj, offset, count)
+        self.bytes_sent += sent
+        return sent

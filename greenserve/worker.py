@@ -1,0 +1,146 @@
+"""One worker process: a gevent hub, a greenlet per connection, graceful shutdown.
+
+The worker reuses gevent's ``StreamServer`` accept loop and bounds concurrency with one
+``Pool(worker_connections)`` shared by every listener: a full pool stops accepting, so extra
+clients wait in the kernel backlog instead of costing memory here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.pool
+import gevent.server
+import gevent.socket
+
+from . import __version__, logs, sockets
+from .app.wsgi import WSGIAdapter, WSGIApp
+from .app.wsgi_environ import base_environ
+from .config import Config
+from .connection import HTTPConnection
+from .protocol.policy import Limits
+from .streams import ConnectionInfo, InlineStream
+
+log = logging.getLogger("greenserve.error")
+
+
+class WorkerState:
+    """What every connection of this worker shares: settings, limits, logs, stop flag."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.limits = Limits(
+            limit_request_line=cfg.limit_request_line,
+            limit_request_fields=cfg.limit_request_fields,
+            limit_request_field_size=cfg.limit_request_field_size,
+            permit_obsolete_folding=cfg.permit_obsolete_folding,
+            strip_header_spaces=cfg.strip_header_spaces,
+            header_map=cfg.header_map,
+        )
+        self.server_header = b"greenserve/" + __version__.encode("ascii")
+        self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
+        allow = cfg.forwarded_allow_ips
+        items = allow.split(",") if isinstance(allow, str) else allow
+        self.forwarded_allow = {ip.strip() for ip in items}
+        self.stopping = False
+        self.base_environ = base_environ(self)
+        self.access_log = logs.setup(cfg)
+
+    def log_access(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+        """Write the access-log line for a finished request (if the access log is on)."""
+        if self.access_log is not None and environ:
+            self.access_log.log(stream, environ, duration)
+
+
+class Worker:
+    """Serves ``app`` on ``listeners`` until a stop signal; ``run()`` returns the exit code."""
+
+    def __init__(self, cfg: Config, app: WSGIApp, listeners: list[socket.socket]) -> None:
+        self.cfg = cfg
+        self.app = app
+        self.listeners = listeners
+        self.pid = os.getpid()
+        self.state = WorkerState(cfg)
+        self.handler = WSGIAdapter(app, self.state)
+        self.pool = gevent.pool.Pool(cfg.worker_connections)
+        self.connections: dict[gevent.Greenlet, HTTPConnection] = {}
+        self.servers: list[gevent.server.StreamServer] = []
+        self._stop = gevent.event.Event()
+        self._graceful = True
+
+    def run(self) -> int:
+        """Serve until SIGTERM (graceful) or SIGINT/SIGQUIT (fast)."""
+        gevent.signal_handler(signal.SIGTERM, self._request_stop, True)
+        gevent.signal_handler(signal.SIGINT, self._request_stop, False)
+        gevent.signal_handler(signal.SIGQUIT, self._request_stop, False)
+        for sock in self.listeners:
+            server = gevent.server.StreamServer(_as_gevent(sock), self._handle, spawn=self.pool)
+            server.start()
+            self.servers.append(server)
+            log.info("Listening at: %s (%s)", sockets.describe(sock), self.pid)
+        log.info("Booting worker with pid: %s", self.pid)
+        self._stop.wait()
+        self._shutdown()
+        return 0
+
+    def _request_stop(self, graceful: bool) -> None:
+        # Runs in a greenlet spawned by gevent's signal machinery, never in a raw handler.
+        if not self._stop.is_set():
+            self._graceful = graceful
+            self._stop.set()
+        elif not graceful:
+            self._graceful = False
+            self._kill_all()
+
+    def _handle(self, sock: socket.socket, address: Any) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            # Responses go out in one sendall per piece; Nagle would only add latency.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = HTTPConnection(sock, _connection_info(sock, address), self.state)
+        current = gevent.getcurrent()
+        self.connections[current] = conn
+        try:
+            conn.serve(self.handler)
+        finally:
+            self.connections.pop(current, None)
+
+    def _shutdown(self) -> None:
+        self.state.stopping = True
+        for server in self.servers:
+            server.stop_accepting()
+        if self._graceful:
+            log.info("Worker exiting (pid: %s)", self.pid)
+            self._close_idle()
+            if not self.pool.join(timeout=self.cfg.graceful_timeout):
+                log.warning("graceful timeout: closing %d busy connections", len(self.pool))
+        self._kill_all()
+        for server in self.servers:
+            server.close()
+
+    def _close_idle(self) -> None:
+        """Idle keep-alive connections are closed now; busy ones finish their request."""
+        for greenlet, conn in list(self.connections.items()):
+            if conn.idle:
+                greenlet.kill(block=False)
+
+    def _kill_all(self) -> None:
+        self.pool.kill(block=True, timeout=1)
+
+
+def _as_gevent(sock: socket.socket) -> socket.socket:
+    if isinstance(sock, gevent.socket.socket):
+        return sock
+    return gevent.socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+
+
+def _connection_info(sock: socket.socket, address: Any) -> ConnectionInfo:
+    if sock.family == socket.AF_UNIX:
+        return ConnectionInfo(client=None, server=None, unix_path=str(sock.getsockname()))
+    server = sock.getsockname()
+    return ConnectionInfo(client=(address[0], address[1]), server=(server[0], server[1]))

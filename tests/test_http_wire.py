@@ -1,0 +1,197 @@
+"""HTTP/1.1 behaviour over a real socket: keep-alive, pipelining, framing, errors, limits."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from conftest import RawClient, recv_all
+
+
+@pytest.fixture
+def server(serve):  # type: ignore[no-untyped-def]
+    return serve("--header-timeout", "2", "--keep-alive", "2", "wsgi_apps:routes")
+
+
+@pytest.fixture
+def echo(serve):  # type: ignore[no-untyped-def]
+    return serve("wsgi_apps:echo")
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(server) -> None:
+    client = RawClient(server.connect())
+    for _ in range(3):
+        client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, body = client.response()
+        assert (status, body) == (200, b"hello")
+        assert headers["server"].startswith("greenserve/")
+        assert headers["date"].endswith("GMT")
+        assert "connection" not in headers
+
+
+def test_pipelined_requests_are_answered_in_order(server) -> None:
+    client = RawClient(server.connect())
+    client.send(
+        b"GET /sleep?s=0.2 HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    assert client.response()[2] == b"slept"
+    assert client.response()[2] == b"hello"
+    assert client.response()[2] == b"".join(b"chunk%d\n" % i for i in range(5))
+
+
+def test_chunked_response_when_length_unknown(server) -> None:
+    client = RawClient(server.connect())
+    client.send(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = client.response()
+    assert headers["transfer-encoding"] == "chunked"
+    assert body.count(b"chunk") == 5
+
+
+def test_single_item_body_gets_content_length(server) -> None:
+    client = RawClient(server.connect())
+    client.send(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = client.response()
+    assert headers["content-length"] == "10240" and len(body) == 10240
+
+
+def test_chunked_request_body_is_decoded(echo) -> None:
+    client = RawClient(echo.connect())
+    client.send(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n"
+    )
+    status, _, body = client.response()
+    data = json.loads(body)
+    assert status == 200 and data["body"] == "hello world"
+    assert "CONTENT_LENGTH" not in data["headers"] and data["input_terminated"] is True
+
+
+def test_expect_100_continue_is_sent_only_when_the_app_reads(echo, serve) -> None:
+    client = RawClient(echo.connect())
+    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    status, _, _ = client.response()
+    assert status == 100
+    client.send(b"data")
+    status, _, body = client.response()
+    assert status == 200 and json.loads(body)["body"] == "data"
+    # An app that never reads the body: no 100, a final response straight away.
+    other = serve("wsgi_apps:routes")
+    client = RawClient(other.connect())
+    client.send(
+        b"POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+    )
+    status, headers, body = client.response()
+    assert status == 200 and body == b"ignored"
+
+
+def test_head_has_no_body(server) -> None:
+    client = RawClient(server.connect())
+    client.send(b"HEAD /big HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = client.response(head_only=True)
+    assert status == 200 and headers["content-length"] == "10240"
+    assert client.response()[2] == b"hello"  # the next response follows immediately
+
+
+@pytest.mark.parametrize("code", ["204", "304"])
+def test_no_body_statuses(serve, code: str) -> None:
+    server = serve("wsgi_apps:routes")
+    client = RawClient(server.connect())
+    client.send(f"GET /status?code={code} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, body = client.response()
+    assert status == int(code) and body == b"" and "transfer-encoding" not in headers
+    assert client.response()[2] == b"hello"
+
+
+def test_connection_close_is_honoured(server) -> None:
+    sock = server.connect()
+    sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                 b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_all(sock)
+    assert data.count(b"HTTP/1.1 200") == 1 and b"Connection: close" in data
+
+
+def test_http10_without_keep_alive_closes(server) -> None:
+    sock = server.connect()
+    sock.sendall(b"GET /stream HTTP/1.0\r\n\r\n")
+    data = recv_all(sock)
+    assert data.startswith(b"HTTP/1.1 200") and b"Transfer-Encoding" not in data
+    assert data.endswith(b"chunk4\n")
+
+
+def test_http10_keep_alive(server) -> None:
+    client = RawClient(server.connect())
+    for _ in range(2):
+        client.send(b"GET /hello HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        status, headers, body = client.response()
+        assert body == b"hello" and headers["connection"].lower() == "keep-alive"
+
+
+def test_absolute_form_target(echo) -> None:
+    client = RawClient(echo.connect())
+    client.send(b"GET http://example.com/a/b?c=d HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    data = json.loads(client.response()[2])
+    assert (data["path"], data["query"]) == ("/a/b", "c=d")
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX : a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\nHost: x\n\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: a\r\n" * 101 + b"\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+    ],
+)
+def test_bad_requests_get_a_status_and_a_close(echo, raw: bytes, status: int) -> None:
+    sock = echo.connect()
+    sock.sendall(raw + b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_all(sock)
+    assert data.startswith(b"HTTP/1.1 %d " % status), data[:200]
+    assert data.count(b"HTTP/1.1") == 1 and b"Connection: close" in data
+    assert b"smuggled" not in data
+    time.sleep(0.1)
+    assert f" {status} " in echo.logs() or "bad request" in echo.logs()
+
+
+def test_slow_header_gets_408(server) -> None:
+    sock = server.connect()
+    sock.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    data = recv_all(sock)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - started < 10
+
+
+def test_idle_keep_alive_connection_is_closed(server) -> None:
+    client = RawClient(server.connect())
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[0] == 200
+    assert client.closed(timeout=8)
+
+
+def test_a_misbehaving_client_does_not_disturb_others(server) -> None:
+    bad = server.connect()
+    bad.sendall(b"GET /tracked?n=50&d=0.01 HTTP/1.1\r\nHost: x\r\n\r\n")
+    bad.recv(10)
+    bad.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    bad.close()  # RST in the middle of a streamed response
+    client = RawClient(server.connect())
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[2] == b"hello"
