@@ -8,7 +8,6 @@ per request on HTTP/1: keep-alive requests reuse this greenlet).
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import time
 from collections.abc import Callable

@@ -10,8 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .protocol.events import Data, EndOfMessage, Headers, InformationalResponse, ProtocolError
-from .protocol.events import Request, Response
+from .protocol.events import (
+    Data,
+    EndOfMessage,
+    Headers,
+    InformationalResponse,
+    ProtocolError,
+    Request,
+    Response,
+)
 
 if TYPE_CHECKING:
     from .connection import HTTPConnection

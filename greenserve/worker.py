@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import socket
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.event
@@ -135,8 +135,11 @@ class Worker:
 
 def _as_gevent(sock: socket.socket) -> socket.socket:
     if isinstance(sock, gevent.socket.socket):
-        return sock
-    return gevent.socket.socket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        return cast(socket.socket, sock)  # created after patching: already cooperative
+    wrapped: socket.socket = gevent.socket.socket(
+        sock.family, sock.type, sock.proto, fileno=sock.detach()
+    )
+    return wrapped
 
 
 def _connection_info(sock: socket.socket, address: Any) -> ConnectionInfo:

@@ -73,7 +73,9 @@ def test_chunked_request_body_is_decoded(echo) -> None:
 
 def test_expect_100_continue_is_sent_only_when_the_app_reads(echo, serve) -> None:
     client = RawClient(echo.connect())
-    client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+    client.send(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+    )
     status, _, _ = client.response()
     assert status == 100
     client.send(b"data")
@@ -83,7 +85,8 @@ def test_expect_100_continue_is_sent_only_when_the_app_reads(echo, serve) -> Non
     other = serve("wsgi_apps:routes")
     client = RawClient(other.connect())
     client.send(
-        b"POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n"
+        b"POST /ignore-body HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        b"Expect: 100-continue\r\n\r\n"
     )
     status, headers, body = client.response()
     assert status == 200 and body == b"ignored"
@@ -142,7 +145,8 @@ def test_absolute_form_target(echo) -> None:
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
-        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n"
+         b"Transfer-Encoding: chunked\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", 400),
@@ -156,7 +160,8 @@ def test_absolute_form_target(echo) -> None:
         (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 9000 + b"\r\n\r\n", 431),
         (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X: a\r\n" * 101 + b"\r\n", 431),
-        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"5 \r\nhello\r\n0\r\n\r\n", 400),
     ],
 )
 def test_bad_requests_get_a_status_and_a_close(echo, raw: bytes, status: int) -> None:

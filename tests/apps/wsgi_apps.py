@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -70,69 +71,123 @@ def _slow_chunks(n: int, delay: float) -> Iterator[bytes]:
         time.sleep(delay)
 
 
+Query = dict[str, str]
+Route = Callable[[dict[str, Any], StartResponse, Query], Iterable[bytes]]
+TEXT = [("Content-Type", "text/plain")]
+
+
+def _plain(body: bytes) -> Route:
+    def route(environ: dict[str, Any], start_response: StartResponse, q: Query) -> list[bytes]:
+        start_response("200 OK", TEXT)
+        return [body]
+    return route
+
+
+def _stream(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    start_response("200 OK", TEXT)
+    return (b"chunk%d\n" % i for i in range(5))
+
+
+def _write(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    write = start_response("200 OK", TEXT)
+    write(b"written ")
+    return [b"then returned"]
+
+
+def _sleep(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    time.sleep(float(q.get("s", "1")))
+    start_response("200 OK", TEXT)
+    return [b"slept"]
+
+
+def _status(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    code = q.get("code", "200")
+    start_response(f"{code} Whatever", [] if code in ("204", "304") else TEXT)
+    return [b"" if code in ("204", "304") else b"body"]
+
+
+def _error_before(environ: dict[str, Any], start_response: StartResponse,
+                  q: Query) -> Iterable[bytes]:
+    raise RuntimeError("boom before the response")
+
+
+def _error_after(environ: dict[str, Any], start_response: StartResponse,
+                 q: Query) -> Iterable[bytes]:
+    start_response("200 OK", TEXT)
+    return _fail_after()
+
+
+def _exc_info(environ: dict[str, Any], start_response: StartResponse,
+              q: Query) -> Iterable[bytes]:
+    try:
+        raise ValueError("handled")
+    except ValueError:
+        start_response("200 OK", TEXT)
+        start_response("503 Service Unavailable", TEXT, sys.exc_info())
+    return [b"recovered"]
+
+
+def _tracked(environ: dict[str, Any], start_response: StartResponse,
+             q: Query) -> Iterable[bytes]:
+    start_response("200 OK", TEXT)
+    chunks = _slow_chunks(int(q.get("n", "3")), float(q.get("d", "0")))
+    return _Tracked(q.get("name", "t"), chunks)
+
+
+def _closed(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    start_response("200 OK", TEXT)
+    return [",".join(CLOSED).encode()]
+
+
+def _file_route(environ: dict[str, Any], start_response: StartResponse,
+                q: Query) -> Iterable[bytes]:
+    return _file(environ, start_response, with_length=q.get("len") != "0")
+
+
+def _readline(environ: dict[str, Any], start_response: StartResponse,
+              q: Query) -> Iterable[bytes]:
+    return _json(start_response, [line.decode() for line in environ["wsgi.input"]])
+
+
+def _read_some(environ: dict[str, Any], start_response: StartResponse,
+               q: Query) -> Iterable[bytes]:
+    data = environ["wsgi.input"].read(int(q.get("n", "5")))
+    start_response("200 OK", TEXT)
+    return [data]
+
+
+def _pid(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    start_response("200 OK", TEXT)
+    return [str(os.getpid()).encode()]
+
+
+ROUTES: dict[str, Route] = {
+    "/hello": _plain(b"hello"),
+    "/big": _plain(b"a" * 10240),
+    "/ignore-body": _plain(b"ignored"),
+    "/stream": _stream,
+    "/write": _write,
+    "/sleep": _sleep,
+    "/status": _status,
+    "/error-before": _error_before,
+    "/error-after": _error_after,
+    "/exc-info": _exc_info,
+    "/tracked": _tracked,
+    "/closed": _closed,
+    "/file": _file_route,
+    "/readline": _readline,
+    "/read-some": _read_some,
+    "/pid": _pid,
+}
+
+
 def _routes(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    path = environ["PATH_INFO"]
     query = dict(p.partition("=")[::2] for p in environ["QUERY_STRING"].split("&") if p)
-    text = [("Content-Type", "text/plain")]
-    if path == "/hello":
-        start_response("200 OK", text)
-        return [b"hello"]
-    if path == "/big":
-        start_response("200 OK", text)
-        return [b"a" * 10240]
-    if path == "/stream":
-        start_response("200 OK", text)
-        return (b"chunk%d\n" % i for i in range(5))
-    if path == "/write":
-        write = start_response("200 OK", text)
-        write(b"written ")
-        return [b"then returned"]
-    if path == "/sleep":
-        time.sleep(float(query.get("s", "1")))
-        start_response("200 OK", text)
-        return [b"slept"]
-    if path == "/status":
-        code = query.get("code", "200")
-        start_response(f"{code} Whatever", [] if code in ("204", "304") else text)
-        return [b"" if code in ("204", "304") else b"body"]
-    if path == "/error-before":
-        raise RuntimeError("boom before the response")
-    if path == "/error-after":
-        start_response("200 OK", text)
-        return _fail_after()
-    if path == "/exc-info":
-        try:
-            raise ValueError("handled")
-        except ValueError:
-            import sys
-            start_response("200 OK", text)
-            start_response("503 Service Unavailable", text, sys.exc_info())
-        return [b"recovered"]
-    if path == "/tracked":
-        start_response("200 OK", text)
-        return _Tracked(query.get("name", "t"), _slow_chunks(int(query.get("n", "3")),
-                                                           float(query.get("d", "0"))))
-    if path == "/closed":
-        start_response("200 OK", text)
-        return [",".join(CLOSED).encode()]
-    if path == "/file":
-        return _file(environ, start_response, with_length=query.get("len") != "0")
-    if path == "/readline":
-        stream = environ["wsgi.input"]
-        lines = [line.decode() for line in stream]
-        return _json(start_response, lines)
-    if path == "/ignore-body":
-        start_response("200 OK", text)
-        return [b"ignored"]
-    if path == "/read-some":
-        data = environ["wsgi.input"].read(int(query.get("n", "5")))
-        start_response("200 OK", text)
-        return [data]
-    if path == "/pid":
-        start_response("200 OK", text)
-        return [str(os.getpid()).encode()]
-    start_response("404 Not Found", text)
-    return [b"not found"]
+    route = ROUTES.get(environ["PATH_INFO"])
+    if route is None:
+        start_response("404 Not Found", TEXT)
+        return [b"not found"]
+    return route(environ, start_response, query)
 
 
 def _fail_after() -> Iterator[bytes]:
