@@ -8,10 +8,13 @@ per request on HTTP/1: keep-alive requests reuse this greenlet).
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
+
+from gevent.socket import wait_write
 
 from .dates import http_date
 from .protocol.events import InboundEvent, ProtocolError, Request, Response
@@ -180,16 +183,45 @@ class HTTPConnection:
             raise ClientDisconnected(str(exc)) from exc
 
     def sendfile(self, fileobj: Any, offset: int, count: int | None) -> int:
-        """Send a file with ``os.sendfile`` when the framing allows it, else in chunks."""
-        if count is not None and self.state.cfg.sendfile is not False and hasattr(
-            fileobj, "fileno"
-        ) and self.proto.body_passthrough(count):
-            self.sock.settimeout(self.state.send_timeout)
+        """Send a file with ``os.sendfile`` when the framing allows it, else in chunks.
+
+        gevent's ``socket.sendfile`` reads and sends in user space, so the zero-copy path
+        is ours: ``os.sendfile`` on the non-blocking socket, waiting on the hub when full.
+        """
+        try:
+            fd_in = fileobj.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd_in = None  # BytesIO and friends: no file descriptor
+        if (
+            fd_in is not None
+            and count is not None
+            and self.state.cfg.sendfile is not False
+            and self.proto.body_passthrough(count)
+        ):
+            return self._zero_copy(fd_in, offset, count)
+        return self._copy_file(fileobj, offset, count)
+
+    def _zero_copy(self, fd_in: int, offset: int, count: int) -> int:
+        out = self.sock.fileno()
+        sent = 0
+        while sent < count:
             try:
-                return self.sock.sendfile(fileobj, offset, count)
+                n = os.sendfile(out, fd_in, offset + sent, count - sent)
+            except BlockingIOError:
+                wait_write(out, timeout=self.state.send_timeout,
+                           timeout_exc=ClientDisconnected("timed out sending a file"))
+                continue
             except OSError as exc:
                 raise ClientDisconnected(str(exc)) from exc
-        return self._copy_file(fileobj, offset, count)
+            if n == 0:
+                break
+            sent += n
+        if sent < count:
+            # The head promised more than the file holds (it shrank?): the only way to keep
+            # the client from reading the next response as body is to close.
+            log.warning("file ended %d bytes short of its Content-Length", count - sent)
+            raise ClientDisconnected("file shorter than its Content-Length")
+        return sent
 
     def _copy_file(self, fileobj: IO[bytes], offset: int, count: int | None) -> int:
         from .protocol.events import Data

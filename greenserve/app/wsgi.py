@@ -126,12 +126,11 @@ class WSGIAdapter:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            stream.end()
         except ClientDisconnected:
             raise
         except Exception:
             self._app_failed(environ, responder)
-            return
-        stream.end()
 
     def _app_failed(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
         log.exception("Error handling request %s", environ.get("RAW_URI", "?"))

@@ -1,0 +1,1 @@
+"""A minimal Django project served by greenserve in tests/test_django.py."""
