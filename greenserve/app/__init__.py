@@ -1,0 +1,1 @@
+"""Application loading and the adapters that call the app (WSGI, WebSocket)."""

@@ -1,0 +1,210 @@
+"""Finding the application: ``module[:expression]`` as gunicorn spells it.
+
+``expression`` is a name (``app``), a dotted attribute (``api.app``), or a call with literal
+arguments only (``create_app("prod", debug=True)``); it is parsed with ``ast`` and never
+evaluated. Errors are :class:`AppLoadError` with a one-line message. When the failure is in
+the user's own code (the module raised on import, the factory raised), ``user_error`` holds
+that exception so the CLI can show its traceback before the line.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from greenserve.config import Config
+
+DEFAULT_ATTRIBUTE = "application"
+
+
+class AppLoadError(Exception):
+    """The application could not be loaded; ``str(exc)`` is one line."""
+
+    def __init__(self, message: str, *, user_error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.user_error = user_error
+
+
+@dataclass(frozen=True)
+class AppRef:
+    """A parsed ``module:expression``."""
+
+    module: str
+    attribute: tuple[str, ...]
+    #: None when the expression is not a call
+    args: tuple[Any, ...] | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    expression: str = DEFAULT_ATTRIBUTE
+
+    @property
+    def name(self) -> str:
+        """The dotted attribute, e.g. ``create_app``."""
+        return ".".join(self.attribute)
+
+
+def parse_app_uri(uri: str) -> AppRef:
+    """Parse ``module[:expression]`` without importing anything."""
+    module, sep, expression = uri.strip().partition(":")
+    module, expression = module.strip(), expression.strip() if sep else DEFAULT_ATTRIBUTE
+    if module.endswith(".py") or "/" in module or os.sep in module:
+        dotted = module.removeprefix("./").removesuffix(".py").replace(os.sep, ".")
+        dotted = dotted.replace("/", ".")
+        raise AppLoadError(
+            f"Failed to find application, did you mean '{dotted}:{expression}'?"
+        )
+    if not module or not all(part.isidentifier() for part in module.split(".")):
+        raise AppLoadError(f"{module!r} is not a valid module name (in {uri!r}).")
+    try:
+        node = ast.parse(expression, mode="eval").body
+    except SyntaxError:
+        raise AppLoadError(
+            f"Failed to parse {expression!r} as an attribute name or function call."
+        ) from None
+    if isinstance(node, ast.Call):
+        return _call_ref(module, expression, node)
+    attribute = _dotted(node)
+    if attribute is None:
+        raise AppLoadError(
+            f"Failed to parse {expression!r} as an attribute name or function call."
+        )
+    return AppRef(module, attribute, expression=expression)
+
+
+def _dotted(node: ast.expr) -> tuple[str, ...] | None:
+    """``a`` or ``a.b.c`` as a tuple of names; None for anything else."""
+    if isinstance(node, ast.Name):
+        return (node.id,)
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else (*base, node.attr)
+    return None
+
+
+def _call_ref(module: str, expression: str, node: ast.Call) -> AppRef:
+    attribute = _dotted(node.func)
+    if attribute is None:
+        raise AppLoadError(f"Function reference must be a simple name: {expression!r}.")
+    try:
+        if any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise ValueError("starred argument")
+        args = tuple(ast.literal_eval(arg) for arg in node.args)
+        kwargs: dict[str, Any] = {}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise ValueError("**kwargs")
+            kwargs[keyword.arg] = ast.literal_eval(keyword.value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        raise AppLoadError(
+            f"Failed to parse arguments as literal values: {expression!r}."
+        ) from None
+    return AppRef(module, attribute, args, kwargs, expression)
+
+
+# -- the process environment the app is imported in --------------------------------------------
+def prepare_process(cfg: Config) -> None:
+    """Apply ``--chdir``, ``--env`` and the ``sys.path`` settings, as gunicorn does at start.
+
+    Runs before gevent patches, so ``-e GEVENT_...`` variables configure gevent too.
+    Raises OSError when the directory cannot be entered.
+    """
+    os.chdir(cfg.chdir)
+    for item in cfg.raw_env:
+        key, _, value = item.partition("=")
+        os.environ[key.strip()] = value
+    extend_sys_path(cfg)
+
+
+def extend_sys_path(cfg: Config) -> None:
+    """Put ``--pythonpath`` entries, then the app directory (``--chdir``), first on sys.path.
+
+    Like gunicorn, the working directory is importable even when greenserve runs from a
+    console script (whose own directory is ``sys.path[0]``).
+    """
+    wanted = [os.path.abspath(p.strip()) for p in (cfg.pythonpath or "").split(",") if p.strip()]
+    wanted.append(os.path.abspath(cfg.chdir))
+    for path in reversed(wanted):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+# -- import ------------------------------------------------------------------------------------
+def load_app(cfg: Config) -> Callable[..., Any]:
+    """Import and return ``cfg.app_uri``'s application, raising :class:`AppLoadError`."""
+    if not cfg.app_uri:
+        raise AppLoadError("No application module specified.")
+    extend_sys_path(cfg)
+    return import_app(cfg.app_uri)
+
+
+def import_app(uri: str) -> Callable[..., Any]:
+    """Import ``module``, resolve the expression, call the factory if any; check callable."""
+    ref = parse_app_uri(uri)
+    app = _resolve(_import(ref.module), ref)
+    if ref.args is not None:
+        app = _call_factory(app, ref)
+    if app is None:
+        raise AppLoadError(f"Failed to find application object: {ref.expression!r}.")
+    if not callable(app):
+        raise AppLoadError(
+            f"Application object must be callable: {ref.module}:{ref.expression} is "
+            f"{type(app).__name__}."
+        )
+    result: Callable[..., Any] = app
+    return result
+
+
+def _import(module: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if module == missing or module.startswith(missing + "."):
+            # The app module (or its package) itself is missing: a usage error, no traceback.
+            raise AppLoadError(
+                f"Failed to find module {module!r}: No module named {missing!r}."
+            ) from None
+        raise AppLoadError(_raised(f"Failed to import {module!r}", exc), user_error=exc) from exc
+    except Exception as exc:
+        raise AppLoadError(_raised(f"Failed to import {module!r}", exc), user_error=exc) from exc
+
+
+def _raised(what: str, exc: BaseException) -> str:
+    """``what: ExcType: first line of the message`` (the traceback is printed separately)."""
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{what}: {type(exc).__name__}" + (f": {first_line}" if first_line else "")
+
+
+def _resolve(module: ModuleType, ref: AppRef) -> object:
+    obj: object = module
+    for depth, part in enumerate(ref.attribute, start=1):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            name = ".".join(ref.attribute[:depth])
+            raise AppLoadError(f"Failed to find attribute {name!r} in {ref.module!r}.") from None
+    return obj
+
+
+def _call_factory(factory: object, ref: AppRef) -> object:
+    assert ref.args is not None
+    if not callable(factory):
+        raise AppLoadError(f"Application factory {ref.name!r} in {ref.module!r} is not callable.")
+    try:
+        inspect.signature(factory).bind(*ref.args, **ref.kwargs)
+    except TypeError as exc:
+        raise AppLoadError(f"Failed to call {ref.expression!r}: {exc}.") from None
+    except ValueError:
+        pass  # no signature to check (some builtins); the call itself will tell
+    try:
+        return factory(*ref.args, **ref.kwargs)
+    except Exception as exc:
+        message = _raised(f"Failed to call {ref.expression!r}", exc)
+        raise AppLoadError(message, user_error=exc) from exc

@@ -1,0 +1,103 @@
+"""The ``greenserve`` command: configure, patch, load the app, bind, run.
+
+The order matters and is the point of this module. Configuration is read before anything
+that imports networking code; ``--env``/``--chdir`` are applied next; then gevent patches the
+process; only then is the application imported, so it sees patched ``socket``, ``ssl`` and
+``threading``. No setting is named here: the parser comes from ``greenserve.config``.
+
+Exit codes follow gunicorn: 0 success, 1 start-up failure (e.g. cannot bind), 2 bad command
+line or settings, 4 the application failed to load (gunicorn's APP_LOAD_ERROR).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, NoReturn
+
+from greenserve import config
+
+EXIT_STARTUP_ERROR = 1
+EXIT_USAGE = 2
+EXIT_APP_LOAD_ERROR = 4
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run greenserve with ``argv`` (default ``sys.argv[1:]``); exits the process when done."""
+    cfg, mode = _configure(sys.argv[1:] if argv is None else argv)
+    if mode == "print":
+        print(config.render(cfg))
+        return
+    _prepare(cfg)
+    from greenserve import _patch
+
+    _patch.patch()  # before anything below can import the app or stdlib networking
+    from greenserve.app.loading import AppLoadError, load_app
+
+    try:
+        app = load_app(cfg)
+    except AppLoadError as exc:
+        _fail(str(exc), EXIT_APP_LOAD_ERROR, user_error=exc.user_error)
+    if mode == "check":
+        return
+    sys.exit(_serve(cfg, app))
+
+
+def _configure(argv: list[str]) -> tuple[config.Config, config.RunMode]:
+    try:
+        cfg = config.load(argv, os.environ)
+        return cfg, config.run_mode(cfg)
+    except config.ConfigError as exc:
+        if exc.usage:
+            print(exc.usage, file=sys.stderr)
+        _fail(str(exc), EXIT_USAGE, user_error=exc.user_error)
+
+
+def _prepare(cfg: config.Config) -> None:
+    """``--chdir``, ``--env`` and ``sys.path``; before patching, so env can configure gevent."""
+    from greenserve.app.loading import prepare_process
+
+    try:
+        prepare_process(cfg)
+    except OSError as exc:
+        _fail(f"cannot prepare the process: {exc}", EXIT_STARTUP_ERROR)
+
+
+def _serve(cfg: config.Config, app: Callable[..., Any]) -> int:
+    from greenserve.sockets import BindError, bind_all
+
+    try:
+        listeners = bind_all(cfg)
+    except BindError as exc:
+        _fail(str(exc), EXIT_STARTUP_ERROR)
+    from greenserve.worker import Worker  # written elsewhere; imported only once patched
+
+    code: int = Worker(cfg, app, listeners).run()
+    return code
+
+
+def _fail(message: str, code: int, *, user_error: BaseException | None = None) -> NoReturn:
+    """Print the user's traceback when it is their bug, then one error line, and exit."""
+    if user_error is not None:
+        tb = _user_frames(user_error.__traceback__) or user_error.__traceback__
+        traceback.print_exception(type(user_error), user_error, tb, file=sys.stderr)
+    print(f"greenserve: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+_INTERNAL = (
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(importlib.__file__),
+    "<frozen importlib.",
+)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """Skip the leading frames that are greenserve's or importlib's, not the user's."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_INTERNAL):
+        tb = tb.tb_next
+    return tb

@@ -1,0 +1,120 @@
+"""Server Mechanics settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .spec import (
+    checked,
+    each,
+    ip_or_network,
+    key_value,
+    setting,
+    to_bool,
+    to_comma_tuple,
+    to_opt_str,
+    to_str,
+    to_str_tuple,
+)
+
+
+def _sendfile(value: object) -> bool:
+    # gunicorn's default is None, meaning "use $SENDFILE, else enabled"; resolved here.
+    return True if value is None else to_bool(value)
+
+
+def _root_path(value: object) -> str:
+    path = to_str(value)
+    if path and not path.startswith("/"):
+        raise ValueError(f"must be empty or start with '/', got {path!r}")
+    return path.rstrip("/")
+
+
+@dataclass(frozen=True, kw_only=True)
+class MechanicsSettings:
+    """Server Mechanics."""
+
+    SECTION: ClassVar[str] = "Server Mechanics"
+
+    preload_app: bool = setting(
+        "--preload", kind="switch", default=False, convert=to_bool,
+        help="Load the application before forking workers.",
+        desc="""\
+Loads the app once in the master, which saves memory and start-up time but means a code
+reload needs a full restart. greenserve patches with gevent before this import, so a preloaded
+app sees patched modules (unlike `gunicorn -k gevent --preload`).""",
+    )
+    sendfile: bool = setting(
+        "--no-sendfile", kind="const", const=False, default=True,
+        default_doc="None (→ $SENDFILE env, else enabled)", env="SENDFILE",
+        convert=_sendfile,
+        help="Disable os.sendfile() for wsgi.file_wrapper responses.",
+        desc="""\
+By default `wsgi.file_wrapper` responses over plain TCP use `os.sendfile()`. Without the flag,
+the `SENDFILE` environment variable decides (`0`, `false`, `no` disable it).""",
+    )
+    reuse_port: bool = setting(
+        "--reuse-port", kind="switch", default=False, convert=to_bool,
+        help="Set SO_REUSEPORT on the listening sockets.",
+        desc="Lets several processes bind the same address; the kernel balances between them.",
+    )
+    chdir: str = setting(
+        "--chdir", metavar="VALUE", default=".", default_doc="current working dir",
+        convert=to_str,
+        help="Change to this directory before loading the app.",
+        desc="The directory is also put first on `sys.path`, so the app module is found there.",
+    )
+    raw_env: tuple[str, ...] = setting(
+        "-e", "--env", kind="append", metavar="ENV", default=(),
+        convert=checked(to_str_tuple, each(key_value)),
+        help="Set an environment variable (KEY=VALUE); repeatable.",
+        desc="""\
+Applied before gevent patches and before the app is imported, so it can also configure gevent
+itself (e.g. `-e GEVENT_RESOLVER=ares`).""",
+    )
+    forwarded_allow_ips: tuple[str, ...] = setting(
+        "--forwarded-allow-ips", metavar="STRING", default=("127.0.0.1", "::1"),
+        default_doc="$FORWARDED_ALLOW_IPS or '127.0.0.1,::1'", env="FORWARDED_ALLOW_IPS",
+        convert=checked(to_comma_tuple, each(ip_or_network)),
+        help="Front-end IPs trusted to set the secure-scheme headers (comma list, CIDR, '*').",
+        desc="""\
+A comma-separated list of IP addresses or networks (CIDR) whose `X-Forwarded-Proto`-style
+headers are believed; `*` trusts every peer. Unix-socket peers are always trusted. The
+default comes from the `FORWARDED_ALLOW_IPS` environment variable when it is set.""",
+    )
+    pythonpath: str | None = setting(
+        "--pythonpath", metavar="STRING", default=None, convert=to_opt_str,
+        help="Comma-separated directories to prepend to sys.path.",
+        desc="Each directory is made absolute and put at the front of `sys.path`, in order.",
+    )
+    permit_obsolete_folding: bool = setting(
+        "--permit-obsolete-folding", kind="switch", default=False, convert=to_bool,
+        help="Accept obsolete line folding (obs-fold) in request headers.",
+        desc="""\
+RFC 9112 lets servers reject header values continued on a following line; greenserve
+answers 400 unless this is set, in which case the lines are joined with a space.""",
+    )
+    strip_header_spaces: bool = setting(
+        "--strip-header-spaces", kind="switch", default=False, convert=to_bool,
+        help="Strip spaces between a header name and the colon (unsafe).",
+        desc="""\
+`Name : value` is rejected with 400 by default. Accepting it is a known request-smuggling
+vector; use it only behind a proxy that normalises headers.""",
+    )
+    header_map: str = setting(
+        "--header-map", metavar="VALUE", default="drop",
+        choices=("drop", "refuse", "dangerous"), convert=to_str,
+        help="What to do with header names containing '_': drop, refuse or dangerous.",
+        desc="""\
+In the WSGI environ `X-Forwarded_For` and `X-Forwarded-For` collide. `drop` silently
+drops headers with an underscore, `refuse` answers 400, `dangerous` passes them through
+(the collision is then resolved arbitrarily).""",
+    )
+    root_path: str = setting(
+        "--root-path", metavar="STRING", default="", convert=_root_path,
+        help="The mount path of the application (SCRIPT_NAME / ASGI root_path).",
+        desc="""\
+Set when the app is served under a URL prefix by a proxy that does not pass the prefix on,
+e.g. `/api`. A trailing slash is removed.""",
+    )

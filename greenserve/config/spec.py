@@ -1,0 +1,367 @@
+"""The shape of one setting declaration, its converters, and the table of pending gunicorn flags.
+
+A setting is a dataclass field whose metadata holds a :class:`Spec`. Everything else (argparse,
+the environment, the config file, ``--print-config`` and the docs) is derived from these specs,
+so a setting is written down exactly once.
+
+Converters take the raw value from any source (a string from the command line or the
+environment, a Python object from a config file) and return the typed value, raising
+``ValueError`` with a short message on bad input. This module imports nothing that may open
+sockets or start threads: it runs before gevent patches the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+
+#: ``value``: takes one argument; ``append``: repeatable, collected in order; ``switch``: a
+#: store_true flag; ``const``: stores :attr:`Spec.const` (``--no-sendfile``); ``optional``: the
+#: argument may be omitted and then :attr:`Spec.const` is used; ``positional``: APP_MODULE.
+Kind = Literal["value", "append", "switch", "const", "optional", "positional"]
+Converter = Callable[[object], Any]
+
+SPEC_KEY = "greenserve.spec"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Spec:
+    """Everything known about one setting except its name, type and default (the field's)."""
+
+    flags: tuple[str, ...]
+    kind: Kind
+    convert: Converter
+    help: str
+    desc: str = ""
+    metavar: str | None = None
+    const: object = None
+    choices: tuple[str, ...] = ()
+    #: an environment variable that supplies the default (gunicorn's ``WEB_CONCURRENCY``...)
+    env: str | None = None
+    #: turns that variable's text into a raw value for :attr:`convert` (``PORT`` → a bind)
+    env_map: Callable[[str], object] | None = None
+    #: values above this are clamped, with a warning, as gunicorn clamps them silently
+    maximum: int | None = None
+    #: returns a warning for an accepted but questionable final value
+    advise: Callable[[Any], str | None] | None = None
+    #: the default as the docs show it when the code's default is computed
+    default_doc: str | None = None
+    #: other names accepted for this setting in a config file (gunicorn's ``wsgi_app``)
+    aliases: tuple[str, ...] = ()
+    #: False for greenserve-only settings
+    gunicorn: bool = True
+    since: str = "0.1.0"
+    #: why greenserve's default or behaviour differs from gunicorn's, when it does
+    deviation: str = ""
+
+
+def setting(
+    *flags: str,
+    default: T,
+    help: str,
+    convert: Converter,
+    kind: Kind = "value",
+    desc: str = "",
+    metavar: str | None = None,
+    const: object = None,
+    choices: tuple[str, ...] = (),
+    env: str | None = None,
+    env_map: Callable[[str], object] | None = None,
+    maximum: int | None = None,
+    advise: Callable[[Any], str | None] | None = None,
+    default_doc: str | None = None,
+    aliases: tuple[str, ...] = (),
+    gunicorn: bool = True,
+    since: str = "0.1.0",
+    deviation: str = "",
+) -> T:
+    """Declare a setting as a dataclass field; typed as its default so mypy sees ``T``."""
+    spec = Spec(
+        flags=flags, kind=kind, convert=convert, help=help, desc=desc, metavar=metavar,
+        const=const, choices=choices, env=env, env_map=env_map, maximum=maximum, advise=advise,
+        default_doc=default_doc, aliases=aliases, gunicorn=gunicorn, since=since,
+        deviation=deviation,
+    )
+    # dataclasses.field() is typed to return the default's type, which is what we want here.
+    result: T = dataclasses.field(default=default, metadata={SPEC_KEY: spec})
+    return result
+
+
+def spec_of(f: dataclasses.Field[Any]) -> Spec | None:
+    """The :class:`Spec` attached to a dataclass field, if it is a setting."""
+    spec = f.metadata.get(SPEC_KEY)
+    return spec if isinstance(spec, Spec) else None
+
+
+# -- converters --------------------------------------------------------------------------------
+_TRUE = frozenset({"1", "true", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "no", "n", "off", ""})
+
+
+def to_int(value: object) -> int:
+    """An integer; strings may use ``0x``/``0o``/``0b`` prefixes as gunicorn's ``int(v, 0)``."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"invalid int value: {value!r}")
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    for base in (10, 0):  # base 10 first so that "010" is ten, as argparse's int() reads it
+        try:
+            return int(text, base)
+        except ValueError:
+            continue
+    raise ValueError(f"invalid int value: {value!r}")
+
+
+def to_float(value: object) -> float:
+    """A float (an int is accepted too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"invalid float value: {value!r}")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"invalid float value: {value!r}") from None
+
+
+def to_bool(value: object) -> bool:
+    """A boolean; strings such as ``1``/``yes``/``true`` and ``0``/``no``/``false``."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"invalid boolean value: {value!r}")
+
+
+def to_str(value: object) -> str:
+    """A string."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    return value
+
+
+def to_opt_str(value: object) -> str | None:
+    """A string or None."""
+    return None if value is None else to_str(value)
+
+
+def to_str_tuple(value: object) -> tuple[str, ...]:
+    """A list of strings; a single string becomes a one-item list."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError(f"expected a list of strings, got {value!r}")
+
+
+def to_comma_tuple(value: object) -> tuple[str, ...]:
+    """A comma-separated string (or a list) of items, blanks dropped."""
+    items = value.split(",") if isinstance(value, str) else to_str_tuple(value)
+    return tuple(item.strip() for item in items if item.strip())
+
+
+# -- validators, composed onto a converter -----------------------------------------------------
+Check = Callable[[Any], None]
+
+
+def checked(convert: Converter, *checks: Check) -> Converter:
+    """``convert`` followed by each check (a check raises ValueError to reject)."""
+
+    def run(value: object) -> Any:
+        result = convert(value)
+        for check in checks:
+            check(result)
+        return result
+
+    return run
+
+
+def at_least(minimum: int | float) -> Check:
+    """Reject numbers below ``minimum``."""
+
+    def check(value: int | float) -> None:
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {value}")
+
+    return check
+
+
+def each(check: Callable[[str], None]) -> Check:
+    """Apply ``check`` to each item of a list value."""
+
+    def run(values: Iterable[str]) -> None:
+        for value in values:
+            check(value)
+
+    return run
+
+
+def key_value(item: str) -> None:
+    """Require ``KEY=VALUE`` with a non-empty key."""
+    key, sep, _ = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"expected KEY=VALUE, got {item!r}")
+
+
+def ip_or_network(item: str) -> None:
+    """Require an IP address, a CIDR network, or ``*``."""
+    if item == "*":
+        return
+    try:
+        ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        raise ValueError(f"{item!r} is not an IP address or network") from None
+
+
+def zero_means(replacement: int) -> Converter:
+    """An int converter for limits where gunicorn reads 0 as ``replacement``."""
+
+    def run(value: object) -> int:
+        number = to_int(value)
+        return replacement if number == 0 else number
+
+    return run
+
+
+# -- gunicorn 27 settings greenserve accepts but does not implement yet ------------------------
+PendingKind = Literal["value", "append", "switch", "optional", "file"]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A gunicorn setting that is accepted (with a warning) but not implemented yet."""
+
+    name: str
+    section: str
+    flags: tuple[str, ...]
+    kind: PendingKind
+
+
+# One row per setting: name, flags (comma-joined, "-" for config-file-only), kind.
+# Sections follow gunicorn's settings reference.
+_PENDING_TABLE = """
+[Worker Processes]
+threads                             --threads                               value
+asgi_loop                           --asgi-loop                             value
+asgi_lifespan                       --asgi-lifespan                         value
+asgi_disconnect_grace_period        --asgi-disconnect-grace-period          value
+websocket_max_message_size          --websocket-max-message-size            value
+[Debugging]
+reload                              --reload                                switch
+reload_engine                       --reload-engine                         value
+reload_extra_files                  --reload-extra-file                     append
+spew                                --spew                                  switch
+[Server Mechanics]
+daemon                              -D,--daemon                             switch
+pidfile                             -p,--pid                                value
+worker_tmp_dir                      --worker-tmp-dir                        value
+user                                -u,--user                               value
+group                               -g,--group                              value
+umask                               -m,--umask                              value
+initgroups                          --initgroups                            switch
+tmp_upload_dir                      -                                       file
+secure_scheme_headers               -                                       file
+paste                               --paste,--paster                        value
+proxy_protocol                      --proxy-protocol                        optional
+proxy_allow_ips                     --proxy-allow-from                      value
+protocol                            --protocol                              value
+uwsgi_allow_ips                     --uwsgi-allow-from                      value
+raw_paste_global_conf               --paste-global                          append
+permit_unconventional_http_method   --permit-unconventional-http-method     switch
+permit_unconventional_http_version  --permit-unconventional-http-version    switch
+casefold_http_method                --casefold-http-method                  switch
+forwarder_headers                   --forwarder-headers                     value
+[Logging]
+disable_redirect_access_to_syslog   --disable-redirect-access-to-syslog     switch
+capture_output                      --capture-output                        switch
+logger_class                        --logger-class                          value
+logconfig                           --log-config                            value
+logconfig_dict                      -                                       file
+logconfig_json                      --log-config-json                       value
+syslog_addr                         --log-syslog-to                         value
+syslog                              --log-syslog                            switch
+syslog_prefix                       --log-syslog-prefix                     value
+syslog_facility                     --log-syslog-facility                   value
+enable_stdio_inheritance            -R,--enable-stdio-inheritance           switch
+statsd_host                         --statsd-host                           value
+dogstatsd_tags                      --dogstatsd-tags                        value
+statsd_prefix                       --statsd-prefix                         value
+enable_backlog_metric               --enable-backlog-metric                 switch
+[Process Naming]
+default_proc_name                   -                                       file
+[Server Hooks]
+on_starting                         -                                       file
+on_reload                           -                                       file
+when_ready                          -                                       file
+pre_fork                            -                                       file
+post_fork                           -                                       file
+post_worker_init                    -                                       file
+worker_int                          -                                       file
+worker_abort                        -                                       file
+pre_exec                            -                                       file
+pre_request                         -                                       file
+post_request                        -                                       file
+child_exit                          -                                       file
+worker_exit                         -                                       file
+nworkers_changed                    -                                       file
+on_exit                             -                                       file
+ssl_context                         -                                       file
+[SSL]
+keyfile                             --keyfile                               value
+certfile                            --certfile                              value
+ssl_version                         --ssl-version                           value
+cert_reqs                           --cert-reqs                             value
+ca_certs                            --ca-certs                              value
+suppress_ragged_eofs                --suppress-ragged-eofs                  switch
+do_handshake_on_connect             --do-handshake-on-connect               switch
+ciphers                             --ciphers                               value
+[HTTP/2]
+http_protocols                      --http-protocols                        value
+http2_cleartext                     --http2-cleartext                       value
+http2_max_concurrent_streams        --http2-max-concurrent-streams          value
+http2_initial_window_size           --http2-initial-window-size             value
+http2_max_frame_size                --http2-max-frame-size                  value
+http2_max_header_list_size          --http2-max-header-list-size            value
+[Dirty Arbiters]
+dirty_apps                          --dirty-app                             append
+dirty_workers                       --dirty-workers                         value
+dirty_timeout                       --dirty-timeout                         value
+dirty_threads                       --dirty-threads                         value
+dirty_graceful_timeout              --dirty-graceful-timeout                value
+[Dirty Arbiter Hooks]
+on_dirty_starting                   -                                       file
+dirty_post_fork                     -                                       file
+dirty_worker_init                   -                                       file
+dirty_worker_exit                   -                                       file
+[Control]
+control_socket                      --control-socket                        value
+control_socket_mode                 --control-socket-mode                   value
+control_socket_disable              --no-control-socket                     switch
+"""
+
+_PENDING_KINDS: dict[str, PendingKind] = {
+    "value": "value", "append": "append", "switch": "switch", "optional": "optional",
+    "file": "file",
+}
+
+
+def _parse_pending(table: str) -> tuple[Pending, ...]:
+    rows: list[Pending] = []
+    section = ""
+    for line in table.strip().splitlines():
+        if line.startswith("["):
+            section = line.strip("[]")
+            continue
+        name, flags, kind = line.split()
+        rows.append(Pending(
+            name=name, section=section, kind=_PENDING_KINDS[kind],
+            flags=() if flags == "-" else tuple(flags.split(",")),
+        ))
+    return tuple(rows)
+
+
+PENDING: tuple[Pending, ...] = _parse_pending(_PENDING_TABLE)

@@ -1,0 +1,107 @@
+"""Worker Processes settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .spec import at_least, checked, setting, to_int, to_str
+
+#: ``--worker-class`` values that name a gevent worker; greenserve's worker serves them all.
+GEVENT_WORKER_CLASSES = frozenset({
+    "gevent", "gevent_wsgi", "gevent_pywsgi", "greenserve",
+    "gunicorn.workers.ggevent.GeventWorker",
+    "gunicorn.workers.ggevent.GeventPyWSGIWorker",
+    "greenserve.worker.Worker",
+})
+
+
+def _advise_worker_class(value: str) -> str | None:
+    if value in GEVENT_WORKER_CLASSES:
+        return None
+    return (f"--worker-class {value!r} is not supported; greenserve always runs its gevent "
+            "worker")
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerSettings:
+    """Worker Processes."""
+
+    SECTION: ClassVar[str] = "Worker Processes"
+
+    workers: int = setting(
+        "-w", "--workers", metavar="INT", default=1,
+        default_doc="$WEB_CONCURRENCY or 1", env="WEB_CONCURRENCY",
+        convert=checked(to_int, at_least(1)),
+        help="The number of worker processes.",
+        desc="""\
+Each worker is one process running one gevent hub, serving up to `worker_connections`
+clients at once. If the `WEB_CONCURRENCY` environment variable is set, it is the default.""",
+    )
+    worker_class: str = setting(
+        "-k", "--worker-class", metavar="STRING", default="gevent",
+        convert=to_str, advise=_advise_worker_class,
+        help="Accepted for gunicorn compatibility; greenserve always runs its gevent worker.",
+        desc="""\
+`gevent`, `gevent_wsgi`, `gevent_pywsgi` and the matching gunicorn class paths are accepted
+silently. Any other value (`sync`, `gthread`, `asgi`, a class path) is accepted with a
+warning, and greenserve's gevent worker runs anyway.""",
+        deviation="gunicorn's default is 'sync'; greenserve is a gevent server, so it is 'gevent'.",
+    )
+    worker_connections: int = setting(
+        "--worker-connections", metavar="INT", default=1000,
+        convert=checked(to_int, at_least(1)),
+        help="The maximum number of simultaneous clients per worker.",
+        desc="""\
+The size of each worker's connection pool. A worker stops accepting while it is full, so
+further clients wait in the listen backlog (or go to another worker).""",
+    )
+    max_requests: int = setting(
+        "--max-requests", metavar="INT", default=0,
+        convert=checked(to_int, at_least(0)),
+        help="Restart a worker after it has served this many requests (0 = never).",
+        desc="""\
+A simple guard against memory leaks: a worker that has served this many requests stops
+gracefully and is replaced. 0 disables restarts.""",
+    )
+    max_requests_jitter: int = setting(
+        "--max-requests-jitter", metavar="INT", default=0,
+        convert=checked(to_int, at_least(0)),
+        help="The maximum random jitter added to max_requests.",
+        desc="""\
+Each worker adds `randint(0, max_requests_jitter)` to `max_requests`, so that workers do not
+all restart at the same moment.""",
+    )
+    timeout: int = setting(
+        "-t", "--timeout", metavar="INT", default=30,
+        convert=checked(to_int, at_least(0)),
+        help="Workers silent for more than this many seconds are killed and restarted.",
+        desc="""\
+The master restarts a worker whose heartbeat has not been updated for this long. With
+gevent the heartbeat comes from a greenlet, so this catches a hub blocked by CPU-bound or
+unpatched blocking code, not slow requests. 0 disables the check.""",
+    )
+    graceful_timeout: int = setting(
+        "--graceful-timeout", metavar="INT", default=30,
+        convert=checked(to_int, at_least(0)),
+        help="Seconds to finish in-flight requests on a graceful stop.",
+        desc="""\
+After a graceful stop or restart (TERM, HUP, max_requests), workers get this many seconds to
+finish the requests they are serving before they are killed.""",
+    )
+    keepalive: int = setting(
+        "--keep-alive", metavar="INT", default=2,
+        convert=checked(to_int, at_least(0)),
+        help="Seconds to wait for the next request on a kept-alive connection.",
+        desc="""\
+How long an idle keep-alive connection stays open waiting for its next request. Behind a
+load balancer, set it above the balancer's idle timeout. 0 closes after each response.""",
+    )
+    http_parser: str = setting(
+        "--http-parser", metavar="STRING", default="auto",
+        choices=("auto", "fast", "python"), convert=to_str,
+        help="The HTTP/1 parser: auto, fast or python.",
+        desc="""\
+`python` uses the h11-based parser; `fast` uses the C parser (httptools) and fails at start
+when it is not installed; `auto` uses the fast parser when available.""",
+    )

@@ -1,0 +1,1 @@
+"""A package, to load ``cfgapp_pkg.web:app`` (dotted module names)."""

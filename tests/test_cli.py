@@ -1,0 +1,154 @@
+"""The ``greenserve`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+APPS = Path(__file__).resolve().parent / "apps"
+# Variables that would change what the child process sees.
+_SCRUB = ("PYTHONPATH", "GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS", "WEB_CONCURRENCY", "PORT",
+          "FORWARDED_ALLOW_IPS", "SENDFILE", "PYTHONWARNINGS")
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(extra)
+    return env
+
+
+def greenserve(*args: str, cwd: Path = APPS, env: dict[str, str] | None = None,
+               command: tuple[str, ...] = (sys.executable, "-m", "greenserve"),
+               ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*command, *args], cwd=cwd, env=env if env is not None else child_env(),
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_check_config_succeeds_silently() -> None:
+    result = greenserve("--check-config", "cfgapp_basic")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+def test_console_script_finds_the_app_in_the_working_directory() -> None:
+    script = Path(sys.executable).with_name("greenserve")
+    if not script.exists():
+        pytest.skip("console script not installed")
+    result = greenserve("--check-config", "cfgapp_pkg.web:app", command=(str(script),))
+    assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_print_config_needs_no_app_and_exits_zero() -> None:
+    result = greenserve("-w", "3", "--print-config", env=child_env(PORT="5000"))
+    assert result.returncode == 0 and result.stderr == ""
+    assert "workers                  = 3" in result.stdout.splitlines()
+    assert "bind                     = ['0.0.0.0:5000']" in result.stdout.splitlines()
+
+
+def test_version() -> None:
+    for flag in ("-v", "--version"):
+        result = greenserve(flag)
+        assert (result.returncode, result.stdout) == (0, "greenserve (version 0.1.0)\n")
+
+
+def test_malformed_command_line_shows_usage_and_exits_2() -> None:
+    result = greenserve("--no-such-flag", "cfgapp_basic")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "usage: greenserve [OPTIONS] [APP_MODULE]",
+        "greenserve: error: unrecognized arguments: --no-such-flag",
+    ]
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (("-w", "0", "cfgapp_basic"), "greenserve: error: argument -w/--workers: must be at least 1, "
+                                  "got 0"),
+    (("--bind", "[::1", "cfgapp_basic"), "greenserve: error: argument -b/--bind: '[::1': "
+                                         "malformed bracketed address"),
+    (("--check-config",), "greenserve: error: No application module specified."),
+])
+def test_bad_settings_are_one_line_and_exit_2(args: tuple[str, ...], line: str) -> None:
+    result = greenserve(*args)
+    assert (result.returncode, result.stderr.splitlines()) == (2, [line])
+
+
+def test_bad_cmd_args_name_the_variable() -> None:
+    result = greenserve("--check-config", "cfgapp_basic",
+                        env=child_env(GUNICORN_CMD_ARGS="--timeout soon"))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "greenserve: error: $GUNICORN_CMD_ARGS: argument -t/--timeout: invalid int value: 'soon'"
+    ]
+
+
+def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
+    result = greenserve("--check-config", "-D", "--certfile", "c.pem", "cfgapp_basic",
+                        env=child_env(GUNICORN_CMD_ARGS="--threads 4"))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == [
+        f"greenserve: warning: {flag} is accepted for gunicorn compatibility but not "
+        "implemented yet" for flag in ("--threads", "--daemon", "--certfile")
+    ]
+
+
+def test_bind_failure_is_one_line_and_exits_1() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = greenserve("-b", f"127.0.0.1:{port}", "cfgapp_basic")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"greenserve: error: cannot bind 127.0.0.1:{port}: [Errno 98] Address already in use"
+    ]
+
+
+def test_serves_requests_on_an_inherited_fd() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenserve", "-b", f"fd://{listener.fileno()}", "cfgapp_basic"],
+        cwd=APPS, env=child_env(), pass_fds=(listener.fileno(),),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    listener.close()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    try:
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        answer = (response.status, response.read())
+    except OSError as exc:
+        answer = (0, repr(exc).encode())
+    finally:
+        conn.close()
+        proc.terminate()
+        try:
+            _, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+    assert answer == (200, b"cfgapp_basic\n"), stderr
+
+
+def test_cli_module_names_no_setting() -> None:
+    """Settings are declared once, in greenserve/config; the CLI only drives them."""
+    import ast
+
+    from greenserve import cli
+    from greenserve.config import SETTINGS
+
+    tree = ast.parse(Path(cli.__file__).read_text(encoding="utf-8"))
+    names = set(SETTINGS) | {f for s in SETTINGS.values() for f in s.spec.flags}
+    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    used |= {node.value for node in ast.walk(tree)
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    assert not used & names
