@@ -1,9 +1,12 @@
-"""HTTP/1.1 server connection: h11 parses and validates each head, greenserve's policy adds
-the stricter rules, and greenserve frames bodies itself (see ``chunked.py`` for why).
+"""HTTP/1.1 server connection: greenserve's policy checks each head as its bytes arrive,
+h11 double-checks the RFC 9112 grammar of the complete head, and greenserve frames bodies
+itself (see ``chunked.py`` for why).
 
-h11 is the reference parser: every head goes through ``h11.Connection`` for the RFC 9112
-grammar. A fresh h11 object per head costs a few microseconds and keeps h11's own state
-machine out of framing decisions that must be identical for every parser.
+Order of work for a head: :class:`~greenserve.protocol.policy.HeadScanner` looks at each
+line once, as it arrives (limits, line endings, control bytes, request-line grammar), so
+bad input is refused without waiting for the blank line; then the fields are checked
+(framing, Host); then a fresh ``h11.Connection`` parses the head as a backstop. A rejection
+by h11 alone would mean a gap in ``policy.py`` (the corpus tests assert there is none).
 """
 
 from __future__ import annotations
@@ -76,36 +79,48 @@ class H11Connection:
     # -- properties ---------------------------------------------------------------------
     @property
     def keep_alive(self) -> bool:
+        """Whether the connection may serve another request after this one."""
         return self._keep_alive and self._in is not _In.ERROR
 
     @property
     def request(self) -> Request | None:
+        """The head of the request being served, if any."""
         return self._request
 
     @property
     def request_complete(self) -> bool:
+        """The request body has been received completely (EndOfMessage was returned)."""
         return self._in is _In.DONE
 
     @property
     def response_complete(self) -> bool:
+        """The response has been sent completely (EndOfMessage was sent)."""
         return self._response_done
 
     @property
     def response_started(self) -> bool:
+        """A final response head has been produced for this cycle."""
         return self._response is not None
 
     @property
     def trailing_data(self) -> bytes:
+        """Bytes received but not consumed yet (pipelined requests, upgraded protocol)."""
         return bytes(self._buf)
 
     # -- inbound ------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; ``b""`` means the peer closed its side."""
         if data:
             self._buf += data
         else:
             self._eof = True
 
     def next_event(self) -> InboundEvent | None:
+        """The next inbound event, or None when more bytes (or a response) are needed.
+
+        After a ProtocolError or ConnectionClosed it returns None for ever: nothing past
+        an error is parsed, whatever else arrives.
+        """
         if self._in is _In.HEAD:
             return self._next_head()
         if self._in is _In.BODY:
@@ -182,8 +197,7 @@ class H11Connection:
         self._request = request
         self._keep_alive = keep_alive
         if framing.chunked:
-            lim = self._limits
-            self._chunks = ChunkedDecoder(limits=lim, header_fields=len(headers))
+            self._chunks = ChunkedDecoder(limits=self._limits, header_fields=len(headers))
         self._remaining = framing.content_length or 0
         self._pending_end = not framing.chunked and not self._remaining
         self._in = _In.BODY
@@ -222,6 +236,7 @@ class H11Connection:
 
     # -- outbound -----------------------------------------------------------------------
     def send(self, event: OutboundEvent) -> bytes:
+        """The bytes that carry ``event``; LocalProtocolError if HTTP cannot carry it."""
         match event:
             case InformationalResponse():
                 return self._send_informational(event)
@@ -230,9 +245,11 @@ class H11Connection:
             case Data(data=data):
                 return frame_data(self._body_framing(), data)
             case EndOfMessage(trailers=trailers):
-                framing = self._body_framing()
+                end = frame_end(self._body_framing(), trailers)
+                # Only now: a body short of its Content-Length must not count as complete,
+                # or the connection would be kept alive with broken framing.
                 self._response_done = True
-                return frame_end(framing, trailers)
+                return end
         raise LocalProtocolError(f"cannot send {event!r}")
 
     def _body_framing(self) -> BodyFraming:
@@ -280,6 +297,8 @@ class H11Connection:
         framing = self._response
         if framing is None or not framing.send_body or framing.remaining is None:
             return False
+        if count <= 0:
+            return False  # nothing to pass through (and socket.sendfile refuses count=0)
         if count > framing.remaining:
             raise LocalProtocolError("response body longer than its Content-Length")
         framing.remaining -= count
@@ -290,6 +309,7 @@ class H11Connection:
         self._keep_alive = False
 
     def start_next_cycle(self) -> None:
+        """Reset for the next request; only once both messages are complete and kept alive."""
         if not (self._in is _In.DONE and self._response_done and self.keep_alive):
             raise LocalProtocolError("cannot start a new cycle: this one is not finished")
         self._in = _In.HEAD

@@ -20,7 +20,7 @@ turns it into a ``ProtocolError`` event and the connection answers and closes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .events import Headers
 
@@ -47,6 +47,18 @@ class Limits:
     permit_unconventional_http_method: bool = False
     casefold_http_method: bool = False
 
+    @classmethod
+    def from_settings(cls, settings: object) -> Limits:
+        """Read every field from ``settings`` (e.g. the worker's ``Config``) by name.
+
+        Settings it lacks keep their defaults, so a field added here is picked up as soon as
+        the config declares the gunicorn setting of the same name.
+        """
+        values = {
+            f.name: getattr(settings, f.name) for f in fields(cls) if hasattr(settings, f.name)
+        }
+        return cls(**values)
+
     @property
     def request_line_limit(self) -> int:
         """Longest request line (without CRLF); 0 in the setting means unlimited."""
@@ -68,8 +80,8 @@ class Limits:
     def max_head_size(self) -> int:
         """An upper bound on a head the per-line rules can accept (a safety net only)."""
         empty_lines = _MAX_LEADING_EMPTY * _CRLF
-        fields = self.fields_limit * self.field_size_limit
-        return empty_lines + self.request_line_limit + _CRLF + fields + _CRLF
+        field_bytes = self.fields_limit * self.field_size_limit
+        return empty_lines + self.request_line_limit + _CRLF + field_bytes + _CRLF
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +131,17 @@ class HeadScanner:
     fields: int = 0  # field lines seen so far (continuation lines excluded)
     field_size: int = 0  # bytes of the current field, folded lines included
     skipped: int = 0  # empty lines skipped before the request line
+    searched: int = 0  # the buffer holds no LF before this offset
 
     def scan(self, buf: bytes | bytearray) -> Rejection | int | None:
         """Check the lines not seen yet; the offset just past the head once it is complete."""
         while True:
-            end = buf.find(b"\n", self.pos)
+            end = buf.find(b"\n", max(self.pos, self.searched))
             if end < 0:
-                return self._check_partial(bytes(buf[self.pos :]))
+                # Remember how far we looked, so a line arriving byte by byte costs linear
+                # time in total, not quadratic.
+                self.searched = len(buf)
+                return self._check_partial(buf)
             line = bytes(buf[self.pos : end])
             self.pos = end + 1
             crlf = line.endswith(b"\r")
@@ -142,22 +158,23 @@ class HeadScanner:
                 return rejection
             self.index += 1
 
-    def _check_partial(self, partial: bytes) -> Rejection | None:
-        """Size rules for the line still arriving: what it holds already counts."""
-        if partial.endswith(b"\r"):
-            partial = partial[:-1]  # may be the start of its CRLF
-        if not partial:
+    def _check_partial(self, buf: bytes | bytearray) -> Rejection | None:
+        """Size rules for the line still arriving (from ``pos``): what it holds counts."""
+        length = len(buf) - self.pos
+        if length and buf[-1] == 0x0D:
+            length -= 1  # may be the start of its CRLF
+        if not length:
             return None
         if self.index == 0:
-            if len(partial) > self.limits.request_line_limit:
+            if length > self.limits.request_line_limit:
                 return Rejection(414, "request line too long")
             return None
-        if partial[:1] in (b" ", b"\t"):
-            size = self.field_size + len(partial) + _CRLF
+        if buf[self.pos] in b" \t":
+            size = self.field_size + length + _CRLF
         else:
             if self.fields + 1 > self.limits.fields_limit:
                 return Rejection(431, "too many header fields")
-            size = len(partial) + _CRLF
+            size = length + _CRLF
         if size > self.limits.field_size_limit:
             return Rejection(431, "header field too large")
         return None

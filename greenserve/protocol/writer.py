@@ -84,14 +84,14 @@ def plan_response(
     for name, value in headers:
         lname = name.lower()
         if lname in _HOP_BY_HOP:
-            if lname == b"connection" and b"close" in value.lower():
+            if lname == b"connection" and b"close" in _tokens(value):
                 keep_alive = False
             continue  # the server owns connection management
         if lname == b"content-length":
             if not value.isdigit() or (length is not None and int(value) != length):
                 raise LocalProtocolError(f"invalid Content-Length {value!r}")
-            if length is not None:
-                continue
+            if length is not None or status < 200 or status == 204:
+                continue  # a duplicate, or a status that MUST NOT carry it (RFC 9110 8.6)
             length = int(value)
         out.append((name, value))
     framing = BodyFraming(send_body=status_has_body(status, method))
@@ -109,6 +109,10 @@ def plan_response(
     elif not keep_alive:
         out.append((b"Connection", b"close"))
     return out, framing, keep_alive
+
+
+def _tokens(value: bytes) -> list[bytes]:
+    return [token.strip(b" \t").lower() for token in value.split(b",")]
 
 
 def frame_data(framing: BodyFraming, data: bytes) -> bytes:
