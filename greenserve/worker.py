@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any, cast
 
 import gevent
@@ -35,14 +36,7 @@ class WorkerState:
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.limits = Limits(
-            limit_request_line=cfg.limit_request_line,
-            limit_request_fields=cfg.limit_request_fields,
-            limit_request_field_size=cfg.limit_request_field_size,
-            permit_obsolete_folding=cfg.permit_obsolete_folding,
-            strip_header_spaces=cfg.strip_header_spaces,
-            header_map=cfg.header_map,
-        )
+        self.limits = Limits.from_settings(cfg)
         self.server_header = b"greenserve/" + __version__.encode("ascii")
         self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
         allow = cfg.forwarded_allow_ips
@@ -73,21 +67,33 @@ class Worker:
         self.servers: list[gevent.server.StreamServer] = []
         self._stop = gevent.event.Event()
         self._graceful = True
+        self._hub: Any = None
+        #: called once every listener accepts (the embedding API waits on it)
+        self.on_ready: Callable[[], None] | None = None
 
-    def run(self) -> int:
-        """Serve until SIGTERM (graceful) or SIGINT/SIGQUIT (fast)."""
-        gevent.signal_handler(signal.SIGTERM, self._request_stop, True)
-        gevent.signal_handler(signal.SIGINT, self._request_stop, False)
-        gevent.signal_handler(signal.SIGQUIT, self._request_stop, False)
+    def run(self, *, install_signals: bool = True) -> int:
+        """Serve until SIGTERM (graceful) or SIGINT/SIGQUIT (fast), or :meth:`stop`."""
+        self._hub = gevent.get_hub()
+        if install_signals:
+            gevent.signal_handler(signal.SIGTERM, self._request_stop, True)
+            gevent.signal_handler(signal.SIGINT, self._request_stop, False)
+            gevent.signal_handler(signal.SIGQUIT, self._request_stop, False)
         for sock in self.listeners:
-            server = gevent.server.StreamServer(_as_gevent(sock), self._handle, spawn=self.pool)
+            listener = _as_gevent(sock)
+            server = gevent.server.StreamServer(listener, self._handle, spawn=self.pool)
             server.start()
             self.servers.append(server)
-            log.info("Listening at: %s (%s)", sockets.describe(sock), self.pid)
+            log.info("Listening at: %s (%s)", sockets.describe(listener), self.pid)
         log.info("Booting worker with pid: %s", self.pid)
+        if self.on_ready is not None:
+            self.on_ready()
         self._stop.wait()
         self._shutdown()
         return 0
+
+    def stop(self, graceful: bool = True) -> None:
+        """Ask the worker to stop; safe to call from another thread (embedding)."""
+        self._hub.loop.run_callback_threadsafe(self._request_stop, graceful)
 
     def _request_stop(self, graceful: bool) -> None:
         # Runs in a greenlet spawned by gevent's signal machinery, never in a raw handler.

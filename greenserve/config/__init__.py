@@ -34,8 +34,8 @@ from .workers import WorkerSettings
 
 __all__ = [
     "CMD_ARGS_VARS", "PENDING", "SECTIONS", "SETTINGS", "Config", "ConfigError", "Setting",
-    "RunMode", "build_parser", "file_values", "load", "long_flag", "render", "run_mode",
-    "section_title", "show_value", "validate", "warn_to_stderr",
+    "RunMode", "build_parser", "file_values", "from_mapping", "load", "long_flag", "render",
+    "run_mode", "section_title", "show_value", "validate", "warn_to_stderr",
 ]
 
 #: the section classes, in the order of gunicorn's settings reference
@@ -355,6 +355,16 @@ def validate(cfg: Config) -> None:
         if address in seen:
             raise ConfigError(f"argument -b/--bind: {spec!r} is given more than once")
         seen.add(address)
+
+
+def from_mapping(settings: Mapping[str, object], *, warn: Warn | None = None) -> Config:
+    """A Config from setting names and values, as a config file gives them.
+
+    Used by the embedding API (``Server(app, workers=2, bind="127.0.0.1:0")``): the same
+    names, converters and checks as ``gunicorn.conf.py``; an unknown name is an error.
+    """
+    sink = _OnceOnly(warn or warn_to_stderr)
+    return _finish(file_values(settings, "settings", sink), sink)
 
 
 def run_mode(cfg: Config) -> RunMode:

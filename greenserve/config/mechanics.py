@@ -102,6 +102,19 @@ answers 400 unless this is set, in which case the lines are joined with a space.
 `Name : value` is rejected with 400 by default. Accepting it is a known request-smuggling
 vector; use it only behind a proxy that normalises headers.""",
     )
+    permit_unconventional_http_method: bool = setting(
+        "--permit-unconventional-http-method", kind="switch", default=False, convert=to_bool,
+        help="Allow methods shorter than 3 or longer than 20 characters, or with lower case.",
+        desc="""\
+By default a method must be a token of 3 to 20 characters without lower case or `#`
+(gunicorn's rule); anything else is answered with 400. This switch relaxes that to any token.""",
+    )
+    casefold_http_method: bool = setting(
+        "--casefold-http-method", kind="switch", default=False, convert=to_bool,
+        help="Upper-case request methods before the app sees them (pre-22.0 gunicorn).",
+        desc="""\
+`get` becomes `GET`. Only useful with `--permit-unconventional-http-method`.""",
+    )
     header_map: str = setting(
         "--header-map", metavar="VALUE", default="drop",
         choices=("drop", "refuse", "dangerous"), convert=to_str,

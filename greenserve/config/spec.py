@@ -271,9 +271,7 @@ proxy_allow_ips                     --proxy-allow-from                      valu
 protocol                            --protocol                              value
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
 raw_paste_global_conf               --paste-global                          append
-permit_unconventional_http_method   --permit-unconventional-http-method     switch
 permit_unconventional_http_version  --permit-unconventional-http-version    switch
-casefold_http_method                --casefold-http-method                  switch
 forwarder_headers                   --forwarder-headers                     value
 [Logging]
 disable_redirect_access_to_syslog   --disable-redirect-access-to-syslog     switch
