@@ -29,7 +29,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check greenserve tests loadtests
+	$(BIN)/ruff check greenserve tests tools $(wildcard loadtests)
 	$(BIN)/python tools/check_sizes.py
 
 typecheck: $(STAMP)

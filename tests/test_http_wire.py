@@ -200,3 +200,38 @@ def test_a_misbehaving_client_does_not_disturb_others(server) -> None:
     client = RawClient(server.connect())
     client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
     assert client.response()[2] == b"hello"
+
+
+def test_unix_socket_and_tcp_listeners_together(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "gs.sock"
+    server = serve("-b", f"unix:{path}", "wsgi_apps:echo")  # plus the fixture's 127.0.0.1:0
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.sockets.append(unix)
+    unix.connect(str(path))
+    client = RawClient(unix)
+    client.send(b"GET /over-unix HTTP/1.1\r\nHost: example.org:8080\r\n\r\n")
+    data = json.loads(client.response()[2])
+    assert data["path"] == "/over-unix" and data["remote"] == ["", ""]
+    assert data["server"] == ["example.org", "8080"]
+    tcp = RawClient(server.connect())
+    tcp.send(b"GET /over-tcp HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert json.loads(tcp.response()[2])["path"] == "/over-tcp"
+
+
+def test_ipv6_loopback(serve) -> None:  # type: ignore[no-untyped-def]
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("::1 is not configured on this machine")
+    server = serve("wsgi_apps:echo", bind="[::1]:0")
+    assert server.url.startswith("http://[::1]:")
+    sock = socket.create_connection(("::1", server.port), timeout=10)
+    server.sockets.append(sock)
+    client = RawClient(sock)
+    client.send(b"GET /v6 HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+    data = json.loads(client.response()[2])
+    assert data["remote"][0] == "::1" and data["server"] == ["[::1]", "80"]
