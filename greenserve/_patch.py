@@ -26,6 +26,19 @@ CONCERNING: tuple[str, ...] = (
 _IGNORED_IMPORTERS = frozenset({"__main__", "gevent", "greenlet", "_pytest", "pytest"})
 
 _patched = False
+#: what was imported before greenserve itself started (see :func:`snapshot`)
+_baseline: frozenset[str] | None = None
+
+
+def snapshot() -> None:
+    """Remember the modules imported before greenserve started (by sitecustomize, .pth...).
+
+    The master imports ``socket`` and ``select`` itself to bind and wait, and forks the
+    workers, which patch afterwards: only modules from before this snapshot are the user's
+    early imports worth a warning.
+    """
+    global _baseline
+    _baseline = frozenset(sys.modules)
 
 
 def patch(*, warn: Callable[[str], None] | None = None) -> None:
@@ -38,7 +51,8 @@ def patch(*, warn: Callable[[str], None] | None = None) -> None:
     global _patched
     if _patched:
         return
-    early = imported_early(sys.modules)
+    loaded = sys.modules if _baseline is None else [m for m in sys.modules if m in _baseline]
+    early = imported_early(loaded)
     from gevent import monkey
 
     if early and not monkey.is_module_patched("socket"):

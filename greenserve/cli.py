@@ -28,23 +28,46 @@ EXIT_APP_LOAD_ERROR = 4
 
 def main(argv: list[str] | None = None) -> None:
     """Run greenserve with ``argv`` (default ``sys.argv[1:]``); exits the process when done."""
-    cfg, mode = _configure(sys.argv[1:] if argv is None else argv)
+    from greenserve import _patch
+
+    _patch.snapshot()
+    args = sys.argv[1:] if argv is None else argv
+    cfg, mode = _configure(args)
     if mode == "print":
         print(config.render(cfg))
         return
     _prepare(cfg)
+    app = None
+    if config.app_in_master(cfg):
+        app = _load(cfg)
+        if mode == "check":
+            return
+    else:
+        _check_spec(cfg)
+    sys.exit(_serve(cfg, app, args))
+
+
+def _load(cfg: config.Config) -> Callable[..., Any]:
+    """Patch, then import the app here (``--check-config``, ``--preload``)."""
     from greenserve import _patch
 
     _patch.patch()  # before anything below can import the app or stdlib networking
     from greenserve.app.loading import AppLoadError, load_app
 
     try:
-        app = load_app(cfg)
+        return load_app(cfg)
     except AppLoadError as exc:
         _fail(str(exc), EXIT_APP_LOAD_ERROR, user_error=exc.user_error)
-    if mode == "check":
-        return
-    sys.exit(_serve(cfg, app))
+
+
+def _check_spec(cfg: config.Config) -> None:
+    """Without --preload the workers import the app; a malformed spec is refused now."""
+    from greenserve.app.loading import AppLoadError, check_app_spec
+
+    try:
+        check_app_spec(cfg)
+    except AppLoadError as exc:
+        _fail(str(exc), EXIT_APP_LOAD_ERROR)
 
 
 def _configure(argv: list[str]) -> tuple[config.Config, config.RunMode]:
@@ -67,17 +90,19 @@ def _prepare(cfg: config.Config) -> None:
         _fail(f"cannot prepare the process: {exc}", EXIT_STARTUP_ERROR)
 
 
-def _serve(cfg: config.Config, app: Callable[..., Any]) -> int:
-    from greenserve.sockets import BindError, bind_all
+def _serve(cfg: config.Config, app: Callable[..., Any] | None, argv: list[str]) -> int:
+    """Hand over to the master; it binds, forks the workers and supervises them."""
+    from greenserve.arbiter import Arbiter
+    from greenserve.sockets import BindError
 
+    arbiter = Arbiter(cfg, argv=argv, app=app,
+                      reload_config=lambda: config.load(argv, os.environ))
     try:
-        listeners = bind_all(cfg)
+        return arbiter.run()
     except BindError as exc:
         _fail(str(exc), EXIT_STARTUP_ERROR)
-    from greenserve.worker import Worker  # written elsewhere; imported only once patched
-
-    code: int = Worker(cfg, app, listeners).run()
-    return code
+    except RuntimeError as exc:  # e.g. a live pidfile
+        _fail(str(exc), EXIT_STARTUP_ERROR)
 
 
 def _fail(message: str, code: int, *, user_error: BaseException | None = None) -> NoReturn:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
+import gevent
 from gevent.socket import wait_write
 
 from .dates import http_date
@@ -35,6 +36,15 @@ _MAX_DRAIN = 1 << 20
 Handler = Callable[[InlineStream], None]
 
 
+class RequestTimeout(Exception):
+    """``--request-timeout`` expired for the request being served."""
+
+
+def _request_line(request: Request) -> str:
+    target = request.target[:200].decode("latin-1")
+    return f"{request.method.decode('latin-1')} {target}"
+
+
 class HTTPConnection:
     """Serves HTTP/1.x requests on one accepted socket until it closes."""
 
@@ -47,6 +57,8 @@ class HTTPConnection:
         self.requests = 0
         self._deadline: float | None = None
         self._eof = False
+        #: (start time, request line) of the request being served, for the heartbeat
+        self.current: tuple[float, str] | None = None
 
     # -- the loop -----------------------------------------------------------------------------
     def serve(self, handler: Handler) -> None:
@@ -72,11 +84,34 @@ class HTTPConnection:
             return False
         self.idle = False
         self.requests += 1
+        self.state.requests += 1
         if self.state.stopping:
             self.proto.close_after_response()
         stream = InlineStream(self, event)
-        handler(stream)
+        self.current = (time.monotonic(), _request_line(event))
+        try:
+            self._run_handler(handler, stream)
+        finally:
+            self.current = None
         return self._finish_cycle(stream)
+
+    def _run_handler(self, handler: Handler, stream: InlineStream) -> None:
+        """Run the app for one request, under ``--request-timeout`` when it is set."""
+        limit = self.state.cfg.request_timeout
+        if not limit:
+            handler(stream)
+            return
+        try:
+            with gevent.Timeout(limit, RequestTimeout(limit)):
+                handler(stream)
+        except RequestTimeout:
+            log.error("Request timed out after %g s: %s", limit, self.current[1]
+                      if self.current else "?")
+            if stream.response_started:
+                raise ClientDisconnected("request timed out mid-response") from None
+            self._reject(ProtocolError(504, "request timed out"))
+            self.proto.close_after_response()
+            raise ClientDisconnected("request timed out") from None
 
     def _wait_for_head(self) -> InboundEvent | None:
         """Wait for the next request head: idle timeout first, then the header deadline."""

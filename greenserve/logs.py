@@ -122,3 +122,16 @@ def _basic_user(auth: str | None) -> str:
     except ValueError:
         return "-"
     return user or "-"
+
+
+def reopen() -> None:
+    """Reopen log files (USR1), so logrotate can move them away."""
+    for name in ("greenserve.error", "greenserve.access"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.FileHandler):
+                # Closing is enough: FileHandler reopens (append mode) on the next record.
+                handler.acquire()
+                try:
+                    handler.close()
+                finally:
+                    handler.release()

@@ -128,6 +128,9 @@ def bind_all(cfg: Config) -> list[socket.socket]:
 
     Raises :class:`BindError` (one line: ``cannot bind 127.0.0.1:8000: [Errno 98] ...``).
     """
+    inherited = _inherited_fds()
+    if inherited:
+        return [bind_one(FDAddress(fd), backlog=cfg.backlog, reuse_port=False) for fd in inherited]
     bound: list[tuple[BindAddress, socket.socket]] = []
     try:
         for spec in cfg.bind:
@@ -139,6 +142,15 @@ def bind_all(cfg: Config) -> list[socket.socket]:
             close(sock, unlink=isinstance(address, UnixAddress))
         raise
     return [sock for _, sock in bound]
+
+
+def _inherited_fds() -> list[int]:
+    """Listeners handed over by the master that re-exec'd us (USR2): ``GUNICORN_FD``.
+
+    The variable is removed once read, so a later re-exec or a worker does not reuse it.
+    """
+    value = os.environ.pop("GUNICORN_FD", "")
+    return [int(fd) for fd in value.split(",") if fd.strip().isdigit()]
 
 
 def bind_one(address: BindAddress, *, backlog: int, reuse_port: bool) -> socket.socket:

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -20,11 +21,12 @@ import gevent.pool
 import gevent.server
 import gevent.socket
 
-from . import __version__, logs, sockets
+from . import __version__, health, hooks, logs, sockets
 from .app.wsgi import WSGIAdapter, WSGIApp
 from .app.wsgi_environ import base_environ
 from .config import Config
 from .connection import HTTPConnection
+from .heartbeat import Heartbeat
 from .protocol.policy import Limits
 from .streams import ConnectionInfo, InlineStream
 
@@ -43,6 +45,11 @@ class WorkerState:
         items = allow.split(",") if isinstance(allow, str) else allow
         self.forwarded_allow = {ip.strip() for ip in items}
         self.stopping = False
+        self.requests = 0
+        #: the Worker, passed to request hooks as ``worker``
+        self.worker: object = None
+        self.request_hooks = hooks.request_hooks_enabled(cfg)
+        self.hook_requests = 0
         self.base_environ = base_environ(self)
         self.access_log = logs.setup(cfg)
 
@@ -55,12 +62,20 @@ class WorkerState:
 class Worker:
     """Serves ``app`` on ``listeners`` until a stop signal; ``run()`` returns the exit code."""
 
-    def __init__(self, cfg: Config, app: WSGIApp, listeners: list[socket.socket]) -> None:
+    def __init__(self, cfg: Config, app: WSGIApp, listeners: list[socket.socket], *,
+                 heartbeat: Heartbeat | None = None, age: int = 0, ppid: int = 0) -> None:
         self.cfg = cfg
         self.app = app
         self.listeners = listeners
         self.pid = os.getpid()
+        self.ppid = ppid  # the master's PID; 0 when running without one (embedding)
+        self.age = age
+        self.log = log
+        self.alive = True
+        self.booted = False
+        self.heartbeat = heartbeat
         self.state = WorkerState(cfg)
+        self.state.worker = self
         self.handler = WSGIAdapter(app, self.state)
         self.pool = gevent.pool.Pool(cfg.worker_connections)
         self.connections: dict[gevent.Greenlet, HTTPConnection] = {}
@@ -71,31 +86,75 @@ class Worker:
         #: called once every listener accepts (the embedding API waits on it)
         self.on_ready: Callable[[], None] | None = None
 
+    def __repr__(self) -> str:
+        return f"<Worker {self.pid}>"
+
+    @property
+    def requests(self) -> int:
+        """Requests this worker has started serving."""
+        return self.state.requests
+
+    def activity(self) -> str:
+        """What the worker is doing: the longest-running request, for the master's log."""
+        now = time.monotonic()
+        busy = [c.current for c in self.connections.values() if c.current is not None]
+        if not busy:
+            return ""
+        started, line = min(busy)
+        return f"{line} (for {now - started:.1f} s; {len(busy)} in flight)"
+
     def run(self, *, install_signals: bool = True) -> int:
         """Serve until SIGTERM (graceful) or SIGINT/SIGQUIT (fast), or :meth:`stop`."""
         self._hub = gevent.get_hub()
         if install_signals:
-            gevent.signal_handler(signal.SIGTERM, self._request_stop, True)
-            gevent.signal_handler(signal.SIGINT, self._request_stop, False)
-            gevent.signal_handler(signal.SIGQUIT, self._request_stop, False)
+            self._install_signals()
+        health.start_block_monitor(self.cfg.max_blocking_time)
+        interval = min(1.0, self.cfg.timeout / 4) if self.cfg.timeout else 1.0
+        gevent.spawn(health.heartbeat_loop, self, self.heartbeat, interval)
         for sock in self.listeners:
             listener = _as_gevent(sock)
             server = gevent.server.StreamServer(listener, self._handle, spawn=self.pool)
             server.start()
             self.servers.append(server)
-            log.info("Listening at: %s (%s)", sockets.describe(listener), self.pid)
+            if not self.ppid:  # under a master, the master has said where it listens
+                log.info("Listening at: %s (%s)", sockets.describe(listener), self.pid)
         log.info("Booting worker with pid: %s", self.pid)
+        self.booted = True
         if self.on_ready is not None:
             self.on_ready()
         self._stop.wait()
         self._shutdown()
+        self.alive = False
         return 0
+
+    def _install_signals(self) -> None:
+        gevent.signal_handler(signal.SIGTERM, self.request_stop, True)
+        gevent.signal_handler(signal.SIGINT, self._interrupted)
+        gevent.signal_handler(signal.SIGQUIT, self._interrupted)
+        gevent.signal_handler(signal.SIGUSR1, logs.reopen)
+        for ignored in (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(ignored, signal.SIG_IGN)
+        health.install_abort_handler(lambda: self._hook("worker_abort", self))
+
+    def _interrupted(self) -> None:
+        self._hook("worker_int", self)
+        self.request_stop(False)
+
+    def _hook(self, name: str, *args: object) -> None:
+        hook = getattr(self.cfg, name, None)
+        if hook is None:
+            return
+        try:
+            hook(*args)
+        except Exception:
+            log.exception("Exception in %s hook", name)
 
     def stop(self, graceful: bool = True) -> None:
         """Ask the worker to stop; safe to call from another thread (embedding)."""
-        self._hub.loop.run_callback_threadsafe(self._request_stop, graceful)
+        self._hub.loop.run_callback_threadsafe(self.request_stop, graceful)
 
-    def _request_stop(self, graceful: bool) -> None:
+    def request_stop(self, graceful: bool = True) -> None:
+        """Stop serving (from a greenlet of this worker's hub)."""
         # Runs in a greenlet spawned by gevent's signal machinery, never in a raw handler.
         if not self._stop.is_set():
             self._graceful = graceful
@@ -121,19 +180,15 @@ class Worker:
         for server in self.servers:
             server.stop_accepting()
         if self._graceful:
+            # Idle keep-alive connections are not cut: each may still bring one request,
+            # answered with Connection: close, until its keep-alive timeout; cutting them
+            # would race with a request already on the wire (the drop HUP must not cause).
             log.info("Worker exiting (pid: %s)", self.pid)
-            self._close_idle()
             if not self.pool.join(timeout=self.cfg.graceful_timeout):
                 log.warning("graceful timeout: closing %d busy connections", len(self.pool))
         self._kill_all()
         for server in self.servers:
             server.close()
-
-    def _close_idle(self) -> None:
-        """Idle keep-alive connections are closed now; busy ones finish their request."""
-        for greenlet, conn in list(self.connections.items()):
-            if conn.idle:
-                greenlet.kill(block=False)
 
     def _kill_all(self) -> None:
         self.pool.kill(block=True, timeout=1)

@@ -117,7 +117,8 @@ def serve() -> Iterator[object]:
 
     def start(*args: str, bind: str = "127.0.0.1:0", env: dict[str, str] | None = None,
               wait: bool = True) -> ServerProcess:
-        argv = ["-b", bind, *args] if bind else list(args)
+        # One worker unless a test asks for more: most tests reason about one process.
+        argv = ["-w", "1", *(["-b", bind] if bind else []), *args]
         server = ServerProcess(argv, env)
         started.append(server)
         return server.wait_listening() if wait else server
@@ -208,3 +209,19 @@ class RawClient:
             return not self.buf and self.sock.recv(1) == b""
         except ConnectionResetError:
             return True
+
+
+@pytest.fixture(params=["python", "fast"])
+def http_parser(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run a sans-io test once per HTTP/1 implementation (``--http-parser`` names).
+
+    The harness helpers (``corpus_harness.new_connection``, ``drive``, ``judge``) build
+    connections of this kind while the test runs.
+    """
+    import corpus_harness
+
+    if request.param == "fast":
+        pytest.importorskip("httptools")
+    corpus_harness.use_parser(request.param)
+    yield request.param
+    corpus_harness.use_parser("python")

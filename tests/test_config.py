@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -25,6 +26,8 @@ from greenserve.config.spec import to_bool, to_int
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "reference" / "gunicorn-27-surface.md"
+
+CORES = os.cpu_count() or 1  # the default worker count: one hub per core
 
 
 def load_quiet(argv: list[str], environ: dict[str, str] | None = None) -> tuple[Config, list[str]]:
@@ -75,6 +78,8 @@ def test_metavars_and_kinds_match_the_reference_arg_column() -> None:
         arg = rows[s.name]["arg"]
         if s.spec.kind in ("switch", "const"):
             assert arg == "switch", s.name
+        elif s.spec.kind == "file":  # config file only: no flag, no metavar
+            assert arg == "—" and not s.spec.flags, s.name
         else:
             assert arg.split()[0] == s.spec.metavar, s.name
             assert ("(repeatable)" in arg) == (s.spec.kind == "append"), s.name
@@ -115,7 +120,7 @@ def test_config_is_frozen_and_typed_defaults() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.workers = 2  # type: ignore[misc]
     assert cfg.bind == ("127.0.0.1:8000",)
-    assert (cfg.workers, cfg.backlog, cfg.worker_connections) == (1, 2048, 1000)
+    assert (cfg.workers, cfg.backlog, cfg.worker_connections) == (CORES, 2048, 1000)
     assert (cfg.timeout, cfg.graceful_timeout, cfg.keepalive) == (30, 30, 2)
     assert (cfg.limit_request_line, cfg.limit_request_fields) == (4094, 100)
     assert cfg.limit_request_field_size == 8190
@@ -215,17 +220,17 @@ def test_default_config_file_is_read_from_the_working_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    assert load_quiet([])[0].workers == 1  # no file: no error
+    assert load_quiet([])[0].workers == CORES  # no file: no error
     (tmp_path / "gunicorn.conf.py").write_text("workers = 3\n")
     assert load_quiet([])[0].workers == 3
 
 
-def test_config_file_hooks_and_pending_settings_warn(tmp_path: Path) -> None:
+def test_config_file_hooks_are_set_and_pending_settings_warn(tmp_path: Path) -> None:
     conf = tmp_path / "c.py"
     conf.write_text("def post_fork(server, worker):\n    pass\nthreads = 4\n")
-    _, warnings = load_quiet(["-c", str(conf)])
+    cfg, warnings = load_quiet(["-c", str(conf)])
+    assert cfg.post_fork.__name__ == "post_fork"
     assert warnings == [
-        f"post_fork (in {conf}) is accepted for gunicorn compatibility but not implemented yet",
         f"threads (in {conf}) is accepted for gunicorn compatibility but not implemented yet",
     ]
 

@@ -136,6 +136,11 @@ def extend_sys_path(cfg: Config) -> None:
 
 
 # -- import ------------------------------------------------------------------------------------
+def check_app_spec(cfg: Config) -> None:
+    """Refuse a malformed APP_MODULE before forking; the workers import it later."""
+    parse_app_uri(cfg.app_uri or "")
+
+
 def load_app(cfg: Config) -> Callable[..., Any]:
     """Import and return ``cfg.app_uri``'s application, raising :class:`AppLoadError`."""
     if not cfg.app_uri:

@@ -9,6 +9,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.events import Headers
 from ..protocol.writer import LocalProtocolError
 from ..streams import ClientDisconnected, InlineStream
@@ -111,10 +112,36 @@ class WSGIAdapter:
             return
         environ["wsgi.input"] = WSGIInput(stream)
         environ["wsgi.file_wrapper"] = FileWrapper
+        req = self._request_info(stream, environ)
         try:
-            self._run(environ, responder)
+            if req is None or self._pre_request(req, environ, responder):
+                self._run(environ, responder)
         finally:
             self.state.log_access(stream, environ, time.monotonic() - started)
+            if req is not None:
+                resp = ResponseInfo.from_stream(stream, reason=responder.reason)
+                safe_call(log, "post_request", call_post_request, self.state.cfg.post_request,
+                          self.state.worker, req, environ, resp)
+
+    def _request_info(self, stream: InlineStream, environ: dict[str, Any]) -> RequestInfo | None:
+        """The ``req`` object for pre/post_request hooks; None when neither hook is set."""
+        if not self.state.request_hooks:
+            return None
+        self.state.hook_requests += 1
+        return RequestInfo.from_request(
+            stream.request, stream.info, scheme=environ["wsgi.url_scheme"],
+            header_map=self.state.cfg.header_map, req_number=self.state.hook_requests,
+        )
+
+    def _pre_request(self, req: RequestInfo, environ: dict[str, Any],
+                     responder: WSGIResponder) -> bool:
+        """Run ``pre_request``; on an exception answer 500 like a failing app (gunicorn)."""
+        try:
+            self.state.cfg.pre_request(self.state.worker, req)
+        except Exception:
+            self._app_failed(environ, responder)
+            return False
+        return True
 
     def _run(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
         stream = responder.stream

@@ -24,6 +24,7 @@ from greenserve import __version__
 from .configfile import ConfigFileError, ConfigFileSettings, read_config_file
 from .debugging import DebuggingSettings
 from .greenserve import GreenserveSettings
+from .hooks import HookSettings
 from .logging import LoggingSettings
 from .mechanics import MechanicsSettings
 from .naming import NamingSettings
@@ -34,14 +35,14 @@ from .workers import WorkerSettings
 
 __all__ = [
     "CMD_ARGS_VARS", "PENDING", "SECTIONS", "SETTINGS", "Config", "ConfigError", "Setting",
-    "RunMode", "build_parser", "file_values", "from_mapping", "load", "long_flag", "render",
-    "run_mode", "section_title", "show_value", "validate", "warn_to_stderr",
+    "RunMode", "app_in_master", "build_parser", "file_values", "from_mapping", "load",
+    "long_flag", "render", "run_mode", "section_title", "show_value", "validate", "warn_to_stderr",
 ]
 
 #: the section classes, in the order of gunicorn's settings reference
 SECTIONS: tuple[type, ...] = (
     ConfigFileSettings, SocketSettings, WorkerSettings, SecuritySettings, DebuggingSettings,
-    MechanicsSettings, LoggingSettings, NamingSettings, GreenserveSettings,
+    MechanicsSettings, LoggingSettings, NamingSettings, HookSettings, GreenserveSettings,
 )
 #: environment variables parsed like the command line, lowest precedence first
 CMD_ARGS_VARS = ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS")
@@ -52,8 +53,8 @@ RunMode = Literal["print", "check", "serve"]
 
 @dataclass(frozen=True, kw_only=True)
 class Config(
-    GreenserveSettings, NamingSettings, LoggingSettings, MechanicsSettings, DebuggingSettings,
-    SecuritySettings, WorkerSettings, SocketSettings, ConfigFileSettings,
+    GreenserveSettings, HookSettings, NamingSettings, LoggingSettings, MechanicsSettings,
+    DebuggingSettings, SecuritySettings, WorkerSettings, SocketSettings, ConfigFileSettings,
 ):
     """Every setting, typed and frozen: ``cfg.workers`` is an ``int``.
 
@@ -168,6 +169,8 @@ def _help(s: Setting) -> str:
 
 def _add_setting(group: argparse._ArgumentGroup, s: Setting) -> None:
     spec = s.spec
+    if spec.kind == "file":
+        return  # config file only: no flag (the server hooks)
     if spec.kind == "positional":
         group.add_argument(s.name, nargs="?", metavar=spec.metavar, help=_help(s))
         return
@@ -365,6 +368,14 @@ def from_mapping(settings: Mapping[str, object], *, warn: Warn | None = None) ->
     """
     sink = _OnceOnly(warn or warn_to_stderr)
     return _finish(file_values(settings, "settings", sink), sink)
+
+
+def app_in_master(cfg: Config) -> bool:
+    """Whether the master imports the app itself (``--check-config`` or ``--preload``).
+
+    Otherwise each worker imports it after patching, and the master never runs app code.
+    """
+    return cfg.check_config or cfg.preload_app
 
 
 def run_mode(cfg: Config) -> RunMode:

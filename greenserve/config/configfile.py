@@ -38,7 +38,8 @@ read when it exists and no other file is named. Only the command line and
 `GUNICORN_CMD_ARGS`/`GREENSERVE_CMD_ARGS` can name the file. Values in the file override the
 environment-backed defaults and are overridden by the command line. A name that is not a
 setting is an error (prefix helper variables with `_`); gunicorn settings greenserve does not
-implement yet, such as server hooks, are accepted with a warning.""",
+implement yet, such as the SSL settings, are accepted with a warning. Server hooks can only be
+set here (see docs/how-to/hooks.md).""",
     )
 
 

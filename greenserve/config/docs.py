@@ -39,6 +39,8 @@ Sources, lowest precedence first:
 def _flags(s: Setting) -> str:
     if s.spec.kind == "positional":
         return f"`{s.spec.metavar}` (positional)"
+    if s.spec.kind == "file":
+        return "none (config file only)"
     takes_value = s.spec.kind in ("value", "append", "optional")
     shown = [f"`{f} {s.spec.metavar}`" if takes_value else f"`{f}`" for f in s.spec.flags]
     text = ", ".join(shown)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .spec import at_least, checked, setting, to_float, to_opt_str
+from .spec import at_least, checked, setting, to_float, to_int, to_opt_str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,4 +30,40 @@ with literal arguments. In a config file it is spelled `wsgi_app`, as in gunicor
         desc="""\
 The time from the first byte of a request to the end of its headers. A slower client gets
 408 and the connection is closed, which bounds slowloris-style attacks. 0 disables it.""",
+    )
+    max_worker_lifetime: float = setting(
+        "--max-worker-lifetime", metavar="SECONDS", default=0.0,
+        convert=checked(to_float, at_least(0)), gunicorn=False,
+        help="Replace a worker after it has run this long (0 = never), with jitter.",
+        desc="""\
+Like `max_requests`, but by age: the worker stops gracefully and the master starts a new
+one. `max_requests_jitter` does not apply; up to 10 % of random jitter is added so that
+workers started together do not all restart together.""",
+    )
+    max_worker_memory: int = setting(
+        "--max-worker-memory", metavar="MIB", default=0,
+        convert=checked(to_int, at_least(0)), gunicorn=False,
+        help="Replace a worker whose resident memory exceeds this many MiB (0 = never).",
+        desc="""\
+Checked every second from the worker's own RSS (`/proc/self/statm`). The worker stops
+gracefully (in-flight requests finish) and the master replaces it.""",
+    )
+    max_blocking_time: float = setting(
+        "--max-blocking-time", metavar="SECONDS", default=1.0,
+        convert=checked(to_float, at_least(0)), gunicorn=False,
+        help="Log the stack of code that blocks a worker's hub longer than this (0 = off).",
+        desc="""\
+A monitor thread in each worker notices when the gevent hub has not run for this long: some
+code is blocking every other request (a CPU loop, an unpatched C library, a DB driver gevent
+cannot patch). The stack of the blocking greenlet is written to the error log.""",
+    )
+    request_timeout: float = setting(
+        "--request-timeout", metavar="SECONDS", default=0.0,
+        convert=checked(to_float, at_least(0)), gunicorn=False,
+        help="Answer 504 to a request still running after this long (0 = off).",
+        desc="""\
+The request's greenlet is interrupted (at its next cooperative point) and the client gets
+504 Gateway Timeout, or the connection is closed if the response had already started. The
+worker keeps serving other requests. Code that never yields cannot be interrupted: that is
+what `--timeout` (the heartbeat) is for.""",
     )

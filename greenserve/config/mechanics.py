@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .spec import (
+    at_least,
     checked,
     each,
     ip_or_network,
@@ -13,6 +14,7 @@ from .spec import (
     setting,
     to_bool,
     to_comma_tuple,
+    to_int,
     to_opt_str,
     to_str,
     to_str_tuple,
@@ -37,6 +39,48 @@ class MechanicsSettings:
 
     SECTION: ClassVar[str] = "Server Mechanics"
 
+    daemon: bool = setting(
+        "-D", "--daemon", kind="switch", default=False, convert=to_bool,
+        help="Detach the server from the terminal (double fork).",
+        desc="""\
+The master forks into the background, starts a new session and points stdin, stdout and
+stderr at /dev/null (unless `--enable-stdio-inheritance`). Use `--pid` to find it later.""",
+    )
+    pidfile: str | None = setting(
+        "-p", "--pid", metavar="FILE", default=None, convert=to_opt_str,
+        help="A filename to write the master's PID to.",
+        desc="""\
+Written when the master starts and removed when it exits. On `USR2` the old master renames
+its file to `FILE.oldbin` and the new master writes `FILE`.""",
+    )
+    user: str | None = setting(
+        "-u", "--user", metavar="USER", default=None, default_doc="os.geteuid()",
+        convert=to_opt_str,
+        help="Switch worker processes to run as this user (name or uid).",
+        desc="""\
+The master keeps its user (it must bind privileged ports and re-exec); each worker switches
+to this user right after it forks, before the app is imported.""",
+    )
+    group: str | None = setting(
+        "-g", "--group", metavar="GROUP", default=None, default_doc="os.getegid()",
+        convert=to_opt_str,
+        help="Switch worker processes to run as this group (name or gid).",
+        desc="""\
+Like `--user`, for the group.""",
+    )
+    umask: int = setting(
+        "-m", "--umask", metavar="INT", default=0, convert=checked(to_int, at_least(0)),
+        help="A bit mask for the file mode on files written by greenserve.",
+        desc="""\
+Any value `int(value, 0)` accepts (`0o022`, `0x12`, `18`). Applied in the master, so it also
+sets the mode of unix sockets it creates, and inherited by the workers.""",
+    )
+    initgroups: bool = setting(
+        "--initgroups", kind="switch", default=False, convert=to_bool,
+        help="Set the workers' supplementary groups to those of --user.",
+        desc="""\
+Calls `os.initgroups()` for the worker user before switching to it.""",
+    )
     preload_app: bool = setting(
         "--preload", kind="switch", default=False, convert=to_bool,
         help="Load the application before forking workers.",

@@ -22,8 +22,9 @@ T = TypeVar("T")
 
 #: ``value``: takes one argument; ``append``: repeatable, collected in order; ``switch``: a
 #: store_true flag; ``const``: stores :attr:`Spec.const` (``--no-sendfile``); ``optional``: the
-#: argument may be omitted and then :attr:`Spec.const` is used; ``positional``: APP_MODULE.
-Kind = Literal["value", "append", "switch", "const", "optional", "positional"]
+#: argument may be omitted and then :attr:`Spec.const` is used; ``positional``: APP_MODULE;
+#: ``file``: no command-line flag, set in a config file only (the server hooks).
+Kind = Literal["value", "append", "switch", "const", "optional", "positional", "file"]
 Converter = Callable[[object], Any]
 
 SPEC_KEY = "greenserve.spec"
@@ -256,13 +257,7 @@ reload_engine                       --reload-engine                         valu
 reload_extra_files                  --reload-extra-file                     append
 spew                                --spew                                  switch
 [Server Mechanics]
-daemon                              -D,--daemon                             switch
-pidfile                             -p,--pid                                value
 worker_tmp_dir                      --worker-tmp-dir                        value
-user                                -u,--user                               value
-group                               -g,--group                              value
-umask                               -m,--umask                              value
-initgroups                          --initgroups                            switch
 tmp_upload_dir                      -                                       file
 secure_scheme_headers               -                                       file
 paste                               --paste,--paster                        value
@@ -291,23 +286,6 @@ statsd_prefix                       --statsd-prefix                         valu
 enable_backlog_metric               --enable-backlog-metric                 switch
 [Process Naming]
 default_proc_name                   -                                       file
-[Server Hooks]
-on_starting                         -                                       file
-on_reload                           -                                       file
-when_ready                          -                                       file
-pre_fork                            -                                       file
-post_fork                           -                                       file
-post_worker_init                    -                                       file
-worker_int                          -                                       file
-worker_abort                        -                                       file
-pre_exec                            -                                       file
-pre_request                         -                                       file
-post_request                        -                                       file
-child_exit                          -                                       file
-worker_exit                         -                                       file
-nworkers_changed                    -                                       file
-on_exit                             -                                       file
-ssl_context                         -                                       file
 [SSL]
 keyfile                             --keyfile                               value
 certfile                            --certfile                              value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -30,13 +31,16 @@ class WorkerSettings:
     SECTION: ClassVar[str] = "Worker Processes"
 
     workers: int = setting(
-        "-w", "--workers", metavar="INT", default=1,
-        default_doc="$WEB_CONCURRENCY or 1", env="WEB_CONCURRENCY",
+        "-w", "--workers", metavar="INT", default=os.cpu_count() or 1,
+        default_doc="$WEB_CONCURRENCY or the number of CPU cores", env="WEB_CONCURRENCY",
         convert=checked(to_int, at_least(1)),
+        deviation="gunicorn's default is 1; a greenserve worker is one gevent hub, which uses "
+        "one core, so the default is one worker per core.",
         help="The number of worker processes.",
         desc="""\
 Each worker is one process running one gevent hub, serving up to `worker_connections`
-clients at once. If the `WEB_CONCURRENCY` environment variable is set, it is the default.""",
+clients at once. If the `WEB_CONCURRENCY` environment variable is set, it is the default;
+otherwise one worker per CPU core (one hub can only use one core).""",
     )
     worker_class: str = setting(
         "-k", "--worker-class", metavar="STRING", default="gevent",

@@ -1,0 +1,64 @@
+"""What a freshly forked worker does before it serves: title, privileges, patch, app.
+
+The order is the point: privileges are dropped first, then gevent patches the process,
+then the ``post_patch`` hook runs, and only then is the application imported (unless
+``--preload`` loaded it in the master, which then patched before loading).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import TYPE_CHECKING
+
+from . import process
+
+if TYPE_CHECKING:
+    from .arbiter import Arbiter, WorkerProcess
+
+log = logging.getLogger("greenserve.error")
+
+
+def run_worker(arbiter: Arbiter, info: WorkerProcess) -> int:
+    """Boot and run one worker in the child process; returns its exit code."""
+    from .arbiter import APP_LOAD_ERROR
+
+    cfg = arbiter.cfg
+    process.set_title(f"greenserve: worker [{arbiter.proc_name}]")
+    uid, gid = process.resolve_user(cfg.user), process.resolve_group(cfg.group)
+    from . import _patch
+
+    _patch.patch()
+    arbiter.hook("post_patch", info)
+    # greenserve's own modules load with the master's rights (the interpreter may live where
+    # the worker user cannot read, e.g. under /root); the app loads with the worker's.
+    from . import health as _health  # noqa: F401
+    from . import worker as _worker  # noqa: F401
+    from .app import loading as _loading  # noqa: F401
+
+    process.drop_privileges(uid, gid, initgroups=cfg.initgroups)
+    app = arbiter.app
+    if app is None:
+        from .app.loading import AppLoadError, load_app
+
+        try:
+            app = load_app(cfg)
+        except AppLoadError as exc:
+            if exc.user_error is not None:
+                err = exc.user_error
+                traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+            log.error("%s", exc)
+            return APP_LOAD_ERROR
+    from .worker import Worker
+
+    worker = Worker(cfg, app, arbiter.LISTENERS, heartbeat=info.heartbeat, age=info.age,
+                    ppid=info.ppid)
+    worker.on_ready = lambda: _ready(arbiter, worker, info)
+    return worker.run()
+
+
+def _ready(arbiter: Arbiter, worker: object, info: WorkerProcess) -> None:
+    info.booted = True
+    info.heartbeat.beat(ready=True)
+    arbiter.hook("post_worker_init", worker)

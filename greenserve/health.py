@@ -1,0 +1,115 @@
+"""A worker's health duties: heartbeat, recycling, stack dumps, the blocked-hub monitor.
+
+Runs inside a worker process (gevent patched). The heartbeat greenlet is also the tick that
+checks ``max_requests``, ``--max-worker-lifetime``, ``--max-worker-memory`` and whether the
+master is still our parent; a blocked hub stops all of that, which is the point.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import gevent.events
+import gevent.util
+
+from . import process
+from .heartbeat import Heartbeat
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+log = logging.getLogger("greenserve.error")
+
+
+class Recycling:
+    """When this worker should be replaced: request count, age or memory, each jittered."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.max_requests = 0
+        if cfg.max_requests > 0:
+            self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
+        lifetime = float(cfg.max_worker_lifetime)
+        self.deadline = time.monotonic() + lifetime + random.uniform(0, lifetime * 0.1) \
+            if lifetime else None
+        self.max_memory = float(cfg.max_worker_memory)
+
+    def reason(self, requests: int) -> str | None:
+        """Why the worker should stop now, or None."""
+        if self.max_requests and requests >= self.max_requests:
+            return f"max requests reached ({requests})"
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            return "max worker lifetime reached"
+        if self.max_memory:
+            rss = process.rss_mib()
+            if rss > self.max_memory:
+                return f"max worker memory exceeded ({rss:.0f} MiB > {self.max_memory:.0f})"
+        return None
+
+
+def heartbeat_loop(worker: Worker, heartbeat: Heartbeat | None, interval: float) -> None:
+    """Beat, then check recycling and the parent, every ``interval`` seconds, forever."""
+    recycling = Recycling(worker.cfg)
+    while True:
+        if heartbeat is not None:
+            heartbeat.beat(ready=True, activity=worker.activity())
+        if worker.ppid and os.getppid() != worker.ppid:
+            log.info("Parent changed, shutting down: %s", worker)
+            worker.request_stop(graceful=True)
+            return
+        reason = recycling.reason(worker.requests)
+        if reason is not None:
+            log.info("Autorestarting worker (pid: %s): %s", worker.pid, reason)
+            worker.request_stop(graceful=True)
+            return
+        gevent.sleep(interval)
+
+
+def dump_stacks() -> str:
+    """Every thread's and greenlet's stack, for the error log."""
+    return "\n".join(gevent.util.format_run_info())
+
+
+def install_abort_handler(on_abort: Callable[[], None]) -> None:
+    """SIGABRT from the master (heartbeat timeout): dump stacks, run the hook, exit.
+
+    A plain ``signal.signal`` handler, not gevent's: the hub is probably blocked, and a
+    Python-level handler still runs between two bytecodes of the blocking code.
+    """
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        log.critical("WORKER TIMEOUT: aborting (pid: %s); stacks follow\n%s",
+                     os.getpid(), dump_stacks())
+        try:
+            on_abort()
+        finally:
+            logging.shutdown()
+            os._exit(1)
+
+    signal.signal(signal.SIGABRT, handler)
+
+
+def start_block_monitor(threshold: float) -> None:
+    """Log the stack of code that keeps the hub from running for ``threshold`` seconds."""
+    if threshold <= 0:
+        return
+    from gevent import config
+
+    events = gevent.events
+    config.max_blocking_time = threshold
+    config.print_blocking_reports = False  # we log instead, once, through our logger
+
+    def report(event: object) -> None:
+        if isinstance(event, events.EventLoopBlocked):
+            lines = "\n".join(str(line) for line in event.info)
+            log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
+                        "blocking code:\n%s", event.blocking_time, os.getpid(), lines)
+
+    events.subscribers.append(report)
+    gevent.get_hub().start_periodic_monitoring_thread()

@@ -1,0 +1,131 @@
+"""The pre-fork master: workers, replacement, TTIN/TTOU, boot failures, preload, pidfile."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from master_helpers import children, title, wait_for, worker_pids_seen
+
+from conftest import ROOT, TESTS
+
+
+def test_workers_are_forked_and_share_the_listener(serve) -> None:
+    server = serve("-w", "2", "master_apps:app")
+    workers = wait_for(lambda: len(children(server.proc.pid)) == 2 and children(server.proc.pid))
+    assert server.proc.pid not in workers
+    seen = worker_pids_seen(server.url, tries=60)
+    assert seen <= workers and seen  # every answer came from a worker, never the master
+
+
+def test_process_titles(serve) -> None:
+    pytest.importorskip("setproctitle")
+    server = serve("-w", "1", "-n", "myapp", "master_apps:app")
+    (worker,) = wait_for(lambda: children(server.proc.pid))
+    assert title(server.proc.pid) == "greenserve: master [myapp]"
+    wait_for(lambda: title(worker) == "greenserve: worker [myapp]")
+
+
+def test_killed_worker_is_replaced_while_others_answer(serve) -> None:
+    server = serve("-w", "2", "master_apps:app")
+    workers = wait_for(lambda: len(children(server.proc.pid)) == 2 and children(server.proc.pid))
+    victim = min(workers)
+    os.kill(victim, signal.SIGKILL)
+    started = time.monotonic()
+    failures = 0
+    while time.monotonic() - started < 1.5:
+        try:
+            requests.get(server.url + "/", timeout=5)
+        except requests.RequestException:
+            failures += 1
+    new = wait_for(lambda: len(children(server.proc.pid)) == 2 and children(server.proc.pid))
+    assert victim not in new
+    assert failures == 0
+    assert time.monotonic() - started < 5
+    assert "was sent SIGKILL" in server.logs()
+
+
+def test_ttin_and_ttou_change_the_worker_count(serve) -> None:
+    server = serve("-w", "1", "master_apps:app")
+    wait_for(lambda: len(children(server.proc.pid)) == 1)
+    server.signal(signal.SIGTTIN)  # one at a time: the kernel merges identical pending signals
+    wait_for(lambda: len(children(server.proc.pid)) == 2)
+    server.signal(signal.SIGTTIN)
+    wait_for(lambda: len(children(server.proc.pid)) == 3)
+    server.signal(signal.SIGTTOU)
+    wait_for(lambda: len(children(server.proc.pid)) == 2)
+    assert len(worker_pids_seen(server.url, tries=5)) >= 1
+
+
+def test_app_that_cannot_load_stops_the_master(serve) -> None:
+    server = serve("-w", "2", "cfgapp_badimport:app", wait=False)
+    assert server.wait(20) == 4
+    assert "App failed to load." in server.logs()
+
+
+def test_malformed_app_spec_is_one_line_before_forking(serve) -> None:
+    server = serve("master_apps:app(", wait=False)
+    assert server.wait(20) == 4
+    assert server.logs().strip().startswith("greenserve: error:")
+    assert len(server.logs().strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_app_importing_sockets_and_ssl_works_with_and_without_preload(serve, preload) -> None:
+    args = ["--preload"] if preload else []
+    server = serve("-w", "2", *args, "master_apps:app")
+    import_pid, patched_at_import, patched_now = requests.get(server.url + "/probe").text.split()
+    assert patched_at_import == "True" and patched_now == "True"
+    if preload:
+        assert int(import_pid) == server.proc.pid  # imported once, in the master
+    else:
+        assert int(import_pid) in children(server.proc.pid)
+    assert "imported before gevent patching" not in server.logs()
+
+
+def test_pidfile_is_written_and_removed(serve, tmp_path: Path) -> None:
+    pidfile = tmp_path / "gs.pid"
+    server = serve("-p", str(pidfile), "master_apps:app")
+    assert int(pidfile.read_text()) == server.proc.pid
+    server.signal(signal.SIGTERM)
+    assert server.wait(15) == 0
+    assert not pidfile.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_workers_drop_privileges(serve) -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    # --preload: the interpreter here lives under /root, which 'nobody' cannot read, so the
+    # worker must not need to import anything after it switched users.
+    server = serve("--preload", "-u", "nobody", "-g", str(nobody.pw_gid), "master_apps:app")
+    assert requests.get(server.url + "/uid").text == f"{nobody.pw_uid} {nobody.pw_gid}"
+    assert os.stat(f"/proc/{server.proc.pid}").st_uid == 0  # the master keeps its user
+
+
+def test_daemon_mode_and_winch(tmp_path: Path) -> None:
+    pidfile = tmp_path / "d.pid"
+    log = tmp_path / "error.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(ROOT)])}
+    subprocess.run(
+        [sys.executable, "-m", "greenserve", "-D", "-w", "2", "-p", str(pidfile),
+         "--error-logfile", str(log), "-b", "127.0.0.1:0", "master_apps:app"],
+        env=env, cwd=str(TESTS / "apps"), check=True, timeout=20,
+    )
+    master = wait_for(lambda: pidfile.exists() and int(pidfile.read_text() or 0))
+    try:
+        wait_for(lambda: len(children(master)) == 2)
+        os.kill(master, signal.SIGWINCH)
+        wait_for(lambda: not children(master))
+        os.kill(master, 0)  # the master is still alive
+    finally:
+        os.kill(master, signal.SIGTERM)
+    wait_for(lambda: not pidfile.exists())
+    assert "Listening at:" in log.read_text()
