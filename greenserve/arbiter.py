@@ -160,17 +160,16 @@ class Arbiter:
             pass
 
     def _loop_once(self) -> None:
-        self.reap()
         if self._queue:
             name = self._queue.pop(0)
-            handler = getattr(self, "handle_" + name.lower(), None)
-            if handler is not None:
+            if name != "CHLD":
                 log.info("Handling signal: %s", name.lower())
-                handler()
-            return
-        self.pause(1.0)
+            getattr(self, "handle_" + name.lower())()
+        else:
+            self.pause(1.0)
+        self.reap()
         self._murder()
-        self.manage_workers()
+        self.manage_workers()  # a worker that exited is replaced at once, not a tick later
 
     def pause(self, timeout: float) -> None:
         """Sleep until a signal arrives or ``timeout`` passes."""
@@ -293,8 +292,8 @@ class Arbiter:
             log.error("Worker (pid:%s) was sent %s!%s", pid, name, hint)
         elif code and not worker.retiring:
             log.error("Worker (pid:%s) exited with code %s", pid, code)
-        if not worker.retiring and time.monotonic() - worker.started < 5:
-            self._crashes.append(time.monotonic())
+        if code and not worker.retiring and time.monotonic() - worker.started < 5:
+            self._crashes.append(time.monotonic())  # died young and unasked: a crash
         self.hook("child_exit", self, worker)
         if code in (WORKER_BOOT_ERROR, APP_LOAD_ERROR) and not ready:
             self._boot_failed(code)

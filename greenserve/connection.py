@@ -19,7 +19,6 @@ from gevent.socket import wait_write
 
 from .dates import http_date
 from .protocol.events import InboundEvent, ProtocolError, Request, Response
-from .protocol.h1 import H11Connection
 from .protocol.writer import LocalProtocolError, reason_phrase
 from .streams import BodyError, ClientDisconnected, ConnectionInfo, InlineStream
 
@@ -36,8 +35,12 @@ _MAX_DRAIN = 1 << 20
 Handler = Callable[[InlineStream], None]
 
 
-class RequestTimeout(Exception):
-    """``--request-timeout`` expired for the request being served."""
+class RequestTimeout(BaseException):
+    """``--request-timeout`` expired for the request being served.
+
+    A BaseException, like ``gevent.Timeout``, so an app's ``except Exception`` does not
+    swallow it.
+    """
 
 
 def _request_line(request: Request) -> str:
@@ -52,7 +55,7 @@ class HTTPConnection:
         self.sock = sock
         self.info = info
         self.state = state
-        self.proto = H11Connection(state.limits)
+        self.proto = state.connection_class(state.limits)
         self.idle = True  # waiting for a request: safe to close on graceful stop
         self.requests = 0
         self._deadline: float | None = None
@@ -84,7 +87,7 @@ class HTTPConnection:
             return False
         self.idle = False
         self.requests += 1
-        self.state.requests += 1
+        self.state.count_request()
         if self.state.stopping:
             self.proto.close_after_response()
         stream = InlineStream(self, event)

@@ -28,21 +28,26 @@ log = logging.getLogger("greenserve.error")
 
 
 class Recycling:
-    """When this worker should be replaced: request count, age or memory, each jittered."""
+    """When this worker should be replaced: age or memory, each jittered."""
 
     def __init__(self, cfg: Any) -> None:
-        self.max_requests = 0
-        if cfg.max_requests > 0:
-            self.max_requests = cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
         lifetime = float(cfg.max_worker_lifetime)
         self.deadline = time.monotonic() + lifetime + random.uniform(0, lifetime * 0.1) \
             if lifetime else None
         self.max_memory = float(cfg.max_worker_memory)
 
-    def reason(self, requests: int) -> str | None:
-        """Why the worker should stop now, or None."""
-        if self.max_requests and requests >= self.max_requests:
-            return f"max requests reached ({requests})"
+    @staticmethod
+    def jittered_max_requests(cfg: Any) -> int:
+        """``max_requests`` plus ``randint(0, max_requests_jitter)``; 0 = never (gunicorn)."""
+        if cfg.max_requests <= 0:
+            return 0
+        return int(cfg.max_requests + random.randint(0, cfg.max_requests_jitter))
+
+    def reason(self) -> str | None:
+        """Why the worker should stop now (age or memory), or None.
+
+        The request count is checked on every request instead (``WorkerState``).
+        """
         if self.deadline is not None and time.monotonic() >= self.deadline:
             return "max worker lifetime reached"
         if self.max_memory:
@@ -62,7 +67,7 @@ def heartbeat_loop(worker: Worker, heartbeat: Heartbeat | None, interval: float)
             log.info("Parent changed, shutting down: %s", worker)
             worker.request_stop(graceful=True)
             return
-        reason = recycling.reason(worker.requests)
+        reason = recycling.reason()
         if reason is not None:
             log.info("Autorestarting worker (pid: %s): %s", worker.pid, reason)
             worker.request_stop(graceful=True)
@@ -96,20 +101,29 @@ def install_abort_handler(on_abort: Callable[[], None]) -> None:
 
 
 def start_block_monitor(threshold: float) -> None:
-    """Log the stack of code that keeps the hub from running for ``threshold`` seconds."""
+    """Log the stack of code that keeps the hub from running for ``threshold`` seconds.
+
+    gevent's monitor thread does the detecting. Its report is handed back to the hub to be
+    logged once the hub runs again: logging from the monitor thread would take locks that,
+    after patching, belong to the hub.
+    """
     if threshold <= 0:
         return
     from gevent import config
 
-    events = gevent.events
+    config.monitor_thread = True
     config.max_blocking_time = threshold
     config.print_blocking_reports = False  # we log instead, once, through our logger
+    hub = gevent.get_hub()
+
+    def write(blocking_time: float, lines: str) -> None:
+        log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
+                    "blocking code:\n%s", blocking_time, os.getpid(), lines)
 
     def report(event: object) -> None:
-        if isinstance(event, events.EventLoopBlocked):
+        if isinstance(event, gevent.events.EventLoopBlocked):
             lines = "\n".join(str(line) for line in event.info)
-            log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
-                        "blocking code:\n%s", event.blocking_time, os.getpid(), lines)
+            hub.loop.run_callback_threadsafe(write, event.blocking_time, lines)
 
-    events.subscribers.append(report)
-    gevent.get_hub().start_periodic_monitoring_thread()
+    gevent.events.subscribers.append(report)
+    hub.start_periodic_monitoring_thread()

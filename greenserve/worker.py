@@ -27,6 +27,7 @@ from .app.wsgi_environ import base_environ
 from .config import Config
 from .connection import HTTPConnection
 from .heartbeat import Heartbeat
+from .protocol.parsers import connection_class
 from .protocol.policy import Limits
 from .streams import ConnectionInfo, InlineStream
 
@@ -39,6 +40,7 @@ class WorkerState:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.limits = Limits.from_settings(cfg)
+        self.connection_class = connection_class(cfg.http_parser)
         self.server_header = b"greenserve/" + __version__.encode("ascii")
         self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
         allow = cfg.forwarded_allow_ips
@@ -46,12 +48,21 @@ class WorkerState:
         self.forwarded_allow = {ip.strip() for ip in items}
         self.stopping = False
         self.requests = 0
+        self.max_requests = health.Recycling.jittered_max_requests(cfg)
         #: the Worker, passed to request hooks as ``worker``
         self.worker: object = None
         self.request_hooks = hooks.request_hooks_enabled(cfg)
         self.hook_requests = 0
         self.base_environ = base_environ(self)
         self.access_log = logs.setup(cfg)
+
+    def count_request(self) -> None:
+        """Count a request; reaching ``max_requests`` (with jitter) starts a graceful stop."""
+        self.requests += 1
+        if self.max_requests and self.requests == self.max_requests and self.worker:
+            log.info("Autorestarting worker after current request (max requests: %d)",
+                     self.max_requests)
+            gevent.spawn(self.worker.request_stop, True)  # type: ignore[attr-defined]
 
     def log_access(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
         """Write the access-log line for a finished request (if the access log is on)."""
@@ -134,7 +145,12 @@ class Worker:
         gevent.signal_handler(signal.SIGUSR1, logs.reopen)
         for ignored in (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(ignored, signal.SIG_IGN)
-        health.install_abort_handler(lambda: self._hook("worker_abort", self))
+        health.install_abort_handler(self._aborted)
+
+    def _aborted(self) -> None:
+        """SIGABRT (heartbeat timeout): say what was in flight, then the hook."""
+        log.critical("Worker (pid: %s) was serving: %s", self.pid, self.activity() or "nothing")
+        self._hook("worker_abort", self)
 
     def _interrupted(self) -> None:
         self._hook("worker_int", self)
