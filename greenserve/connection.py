@@ -128,8 +128,10 @@ class HTTPConnection:
             if event is not None:
                 self._deadline = None
                 return event
-            if self.state.stopping and not self.proto.trailing_data:
-                return None
+            # When the worker is stopping, an idle connection is still given its keep-alive
+            # time: the client may already have sent its next request (a response with
+            # keep-alive went out before the stop). That request is answered with
+            # Connection: close; cutting the connection instead would drop it.
             if not started and self.proto.trailing_data:
                 started = True
                 self._deadline = time.monotonic() + cfg.header_timeout
