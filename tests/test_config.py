@@ -237,7 +237,6 @@ def test_config_file_hooks_are_set_and_pending_settings_warn(tmp_path: Path) -> 
 
 @pytest.mark.parametrize(("body", "message"), [
     ("worker = 2\n", "unknown setting 'worker' (did you mean 'workers'?)"),
-    ("helper = 2\n", "unknown setting 'helper' (prefix helper variables with '_')"),
     ("workers = 'many'\n", "workers: invalid int value: 'many'"),
     ("raise RuntimeError('in conf')\n", "raised RuntimeError: in conf"),
     ("x = (\n", "cannot read config file"),
@@ -404,3 +403,13 @@ def test_settings_reference_page_is_up_to_date() -> None:
         "docs/reference/settings.md is stale: run python -m greenserve.config.docs"
     )
     assert settings_docs.main(["--check", "--output", str(page)]) == 0
+
+
+def test_config_file_helper_names_warn_and_constants_pass(tmp_path: Path) -> None:
+    """gunicorn ignores names that are no setting; greenserve warns, except for CONSTANTS."""
+    conf = tmp_path / "c.py"
+    conf.write_text("helper = 2\nMARKS = '/tmp/x'\nworkers = 3\n")
+    cfg, warnings = load_quiet(["-c", str(conf)])
+    assert cfg.workers == 3
+    assert warnings == [f"{conf}: 'helper' is not a setting; ignored "
+                        "(prefix helper variables with '_')"]

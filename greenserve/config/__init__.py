@@ -320,8 +320,23 @@ def file_values(namespace: Mapping[str, object], label: str, warn: Warn) -> dict
         elif callable(value) and getattr(value, "__module__", None) != module_name:
             continue  # an imported helper such as `from multiprocessing import cpu_count`
         else:
-            raise ConfigError(f"{label}: unknown setting {key!r}{_suggest(key, by_name)}")
+            _unknown(key, label, by_name, warn)
     return values
+
+
+def _unknown(key: str, label: str, known: Iterable[str], warn: Warn) -> None:
+    """A name that is no setting: a likely typo is an error, anything else a warning.
+
+    gunicorn ignores unknown names silently, and real gunicorn.conf.py files keep helper
+    variables in them, so only a near miss of a setting name (``worker = 2``) stops the
+    start; an ALL_CAPS constant is taken for what it is.
+    """
+    if key.isupper():
+        return
+    suggestion = _suggest(key, known)
+    if "did you mean" in suggestion:
+        raise ConfigError(f"{label}: unknown setting {key!r}{suggestion}")
+    warn(f"{label}: {key!r} is not a setting; ignored{suggestion}")
 
 
 def _suggest(key: str, known: Iterable[str]) -> str:
