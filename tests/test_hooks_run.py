@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import requests
-
 from master_helpers import children, wait_for
 
 CONF = '''
