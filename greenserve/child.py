@@ -8,6 +8,7 @@ then the ``post_patch`` hook runs, and only then is the application imported (un
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import traceback
 from typing import TYPE_CHECKING
@@ -52,10 +53,27 @@ def run_worker(arbiter: Arbiter, info: WorkerProcess) -> int:
             return APP_LOAD_ERROR
     from .worker import Worker
 
-    worker = Worker(cfg, app, arbiter.LISTENERS, heartbeat=info.heartbeat, age=info.age,
+    worker = Worker(cfg, app, _listeners(arbiter), heartbeat=info.heartbeat, age=info.age,
                     ppid=info.ppid)
     worker.on_ready = lambda: _ready(arbiter, worker, info)
     return worker.run()
+
+
+def _listeners(arbiter: Arbiter) -> list[socket.socket]:
+    """The shared listeners, plus, with ``--reuse-port``, this worker's own twins.
+
+    The worker keeps accepting on the shared sockets too: connections the kernel queued on
+    the master's socket are never stranded.
+    """
+    from .sockets import reuse_port_twin
+
+    listeners = list(arbiter.LISTENERS)
+    if arbiter.cfg.reuse_port:
+        for sock in arbiter.LISTENERS:
+            twin = reuse_port_twin(sock, arbiter.cfg.backlog)
+            if twin is not None:
+                listeners.append(twin)
+    return listeners
 
 
 def _ready(arbiter: Arbiter, worker: object, info: WorkerProcess) -> None:

@@ -242,6 +242,32 @@ def _from_fd(address: FDAddress, backlog: int) -> socket.socket:
     return sock
 
 
+def reuse_port_twin(listener: socket.socket, backlog: int) -> socket.socket | None:
+    """A worker's own SO_REUSEPORT listener on the same TCP address (``--reuse-port``).
+
+    The kernel then spreads new connections over the workers' sockets instead of waking
+    every worker on one shared queue. None for unix sockets or without SO_REUSEPORT.
+    """
+    import socket
+
+    if listener.family not in (socket.AF_INET, socket.AF_INET6) or not hasattr(
+        socket, "SO_REUSEPORT"
+    ):
+        return None
+    sock = socket.socket(listener.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if listener.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(listener.getsockname()[:2])
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def close(sock: socket.socket, *, unlink: bool) -> None:
     """Close a listener; with ``unlink``, also remove the unix socket file it is bound to."""
     path = sock.getsockname() if unlink else None

@@ -129,3 +129,26 @@ def test_daemon_mode_and_winch(tmp_path: Path) -> None:
         os.kill(master, signal.SIGTERM)
     wait_for(lambda: not pidfile.exists())
     assert "Listening at:" in log.read_text()
+
+
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (Linux /proc/net/tcp, state 0A)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":
+            count += 1
+    return count
+
+
+def test_reuse_port_gives_each_worker_its_own_socket(serve) -> None:
+    server = serve("-w", "2", "--reuse-port", "master_apps:app")
+    wait_for(lambda: _listening_sockets(server.port) == 3)  # the master's + one per worker
+    seen = worker_pids_seen(server.url, tries=40)
+    assert seen <= children(server.proc.pid) and len(seen) == 2
+
+
+def test_without_reuse_port_the_socket_is_shared(serve) -> None:
+    server = serve("-w", "2", "master_apps:app")
+    wait_for(lambda: len(children(server.proc.pid)) == 2)
+    assert _listening_sockets(server.port) == 1
