@@ -26,12 +26,15 @@ from greenserve.protocol.events import (
     EndOfMessage,
     Headers,
     InboundEvent,
+    InformationalResponse,
     ProtocolError,
     Request,
     Response,
 )
-from greenserve.protocol.h1 import H11Connection
+from greenserve.protocol.h1_base import BaseH1Connection
+from greenserve.protocol.parsers import connection_class
 from greenserve.protocol.policy import Limits
+from greenserve.protocol.writer import reason_phrase
 
 HOST_LINE = b"Host: localhost\r\n"
 INJECTED_HOST = (b"host", b"localhost")
@@ -62,6 +65,26 @@ def shared_dir() -> Path | None:
     return path if (path / "corpus").is_dir() else None
 
 
+# -- which implementation ----------------------------------------------------------------
+
+#: The ``--http-parser`` names of the HTTP/1 implementations every sans-io suite runs on.
+HTTP_PARSERS = ("python", "fast")
+_selected = ["python"]
+
+
+def use_parser(http_parser: str) -> None:
+    """Make :func:`new_connection` (so ``drive``, ``judge``...) build ``http_parser``'s class.
+
+    The ``http_parser`` fixture (tests/conftest.py) calls it for each test it parametrizes.
+    """
+    _selected[0] = http_parser
+
+
+def new_connection(limits: Limits, http_parser: str | None = None) -> BaseH1Connection:
+    """A fresh connection of the selected implementation (or of ``http_parser``)."""
+    return connection_class(http_parser or _selected[0])(limits)
+
+
 # -- driving the protocol object ------------------------------------------------------------
 
 
@@ -85,6 +108,7 @@ class Outcome:
     after_error: list[InboundEvent] = field(default_factory=list)
     stalled: bool = False
     events: list[InboundEvent] = field(default_factory=list)
+    wire: bytearray = field(default_factory=bytearray)  # every byte the server sent
 
     def complete(self) -> list[Served]:
         """The requests whose body arrived completely."""
@@ -106,14 +130,20 @@ def split(data: bytes, chunking: str) -> list[bytes]:
     return pieces
 
 
-def drive(data: bytes, limits: Limits, chunking: str = "whole") -> Outcome:
+def drive(
+    data: bytes, limits: Limits, chunking: str = "whole", http_parser: str | None = None
+) -> Outcome:
     """Feed ``data`` (then EOF) like a server would, answering each complete request."""
-    return drive_pieces(split(data, chunking), limits)
+    return drive_pieces(split(data, chunking), limits, http_parser)
 
 
-def drive_pieces(pieces: list[bytes], limits: Limits) -> Outcome:
-    """Feed ``pieces`` one ``receive_data`` call each, then EOF (see :func:`drive`)."""
-    conn = H11Connection(limits)
+def drive_pieces(pieces: list[bytes], limits: Limits, http_parser: str | None = None) -> Outcome:
+    """Feed ``pieces`` one ``receive_data`` call each, then EOF (see :func:`drive`).
+
+    The responses follow a fixed script (:func:`_record`), and their bytes are kept in
+    ``Outcome.wire``, so two implementations can be compared byte for byte.
+    """
+    conn = new_connection(limits, http_parser)
     feed = iter([*pieces, b""])
     out = Outcome()
     while True:
@@ -137,21 +167,33 @@ def drive_pieces(pieces: list[bytes], limits: Limits) -> Outcome:
     return out
 
 
-def _record(conn: H11Connection, event: InboundEvent, out: Outcome) -> bool:
-    """Note one event; False when the connection is finished."""
+def _record(conn: BaseH1Connection, event: InboundEvent, out: Outcome) -> bool:
+    """Note one event and answer it; False when the connection is finished.
+
+    The script: 100 Continue when asked; then a chunked response with a trailer to HTTP/1.1
+    requests and a Content-Length one to HTTP/1.0 (both keep the connection alive when
+    the request allows it); a refused request gets the answer connection.py sends.
+    """
     match event:
         case Request():
             out.served.append(Served(event))
+            if event.expect_continue:
+                out.wire += conn.send(InformationalResponse(100))
         case Data(data=data):
             out.served[-1].body += data
         case EndOfMessage(trailers=trailers):
             out.served[-1].trailers = trailers
             out.served[-1].complete = True
-            conn.send(Response(200, [(b"Content-Length", b"0")]))
-            conn.send(EndOfMessage())
+            out.wire += _respond(conn, out.served[-1].request)
             if not conn.keep_alive:
                 return False
             conn.start_next_cycle()
+        case ProtocolError(status_code=status) if status is not None:
+            out.error = event
+            body = b"%d %s\n" % (status, reason_phrase(status))
+            out.wire += conn.send(Response(status, [(b"Content-Length", b"%d" % len(body))]))
+            out.wire += conn.send(Data(body)) + conn.send(EndOfMessage())
+            return False
         case ProtocolError():
             out.error = event
             return False
@@ -159,6 +201,16 @@ def _record(conn: H11Connection, event: InboundEvent, out: Outcome) -> bool:
             out.closed = True
             return False
     return True
+
+
+def _respond(conn: BaseH1Connection, request: Request) -> bytes:
+    body = b"%s %s" % (request.method, request.target)
+    if request.http_version == b"1.0":
+        wire = conn.send(Response(200, [(b"Content-Length", b"%d" % len(body))]))
+        return wire + conn.send(Data(body)) + conn.send(EndOfMessage())
+    wire = conn.send(Response(200, [(b"Content-Type", b"text/plain")]))
+    wire += conn.send(Data(body)) + conn.send(Data(b"!"))
+    return wire + conn.send(EndOfMessage([(b"X-Checksum", b"%d" % len(body))]))
 
 
 # -- the cases -----------------------------------------------------------------------------

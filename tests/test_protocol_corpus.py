@@ -1,6 +1,7 @@
 """Every case of the shared gunicorn and llhttp request corpora, through the sans-io layer.
 
-Each case is fed whole, one byte at a time and in seeded random pieces, then EOF. How a
+Each case is fed whole, one byte at a time and in seeded random pieces, then EOF, to each
+implementation (the ``http_parser`` fixture). How a
 case is judged (``Case.kind``) and the deliberate deviations from the corpus' own
 expectations live in ``corpus_harness.py``, which ``tools/corpus_report.py`` also uses.
 
@@ -51,6 +52,7 @@ def _params() -> list[object]:
     return params
 
 
+@pytest.mark.usefixtures("http_parser")
 @pytest.mark.parametrize(("case", "chunking"), _params())
 def test_corpus_case(case: Case, chunking: str) -> None:
     problems = judge(case, chunking)
@@ -82,6 +84,7 @@ def _without_host_cases() -> list[Case]:
     ]
 
 
+@pytest.mark.usefixtures("http_parser")
 @pytest.mark.parametrize("case", _without_host_cases(), ids=lambda c: c.id)
 def test_http11_without_host_is_400(case: Case) -> None:
     """RFC 9112 3.2: the original bytes (no Host) get 400, and no such request is served."""

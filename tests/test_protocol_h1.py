@@ -1,8 +1,13 @@
-"""Sans-io tests of the HTTP/1 server connection: bytes in, events and bytes out."""
+"""Sans-io tests of the HTTP/1 server connection: bytes in, events and bytes out.
+
+Every test runs once per implementation (the ``http_parser`` fixture): ``new_connection``
+builds an H11Connection or an HttptoolsConnection.
+"""
 
 from __future__ import annotations
 
 import pytest
+from corpus_harness import new_connection
 
 from greenserve.protocol.chunked import ChunkedDecoder
 from greenserve.protocol.events import (
@@ -15,14 +20,16 @@ from greenserve.protocol.events import (
     Request,
     Response,
 )
-from greenserve.protocol.h1 import H11Connection
+from greenserve.protocol.h1_base import BaseH1Connection
 from greenserve.protocol.policy import Limits, Rejection
 from greenserve.protocol.writer import LocalProtocolError
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 
+pytestmark = pytest.mark.usefixtures("http_parser")
 
-def drain(conn: H11Connection, data: bytes = b"", *, eof: bool = False) -> list[InboundEvent]:
+
+def drain(conn: BaseH1Connection, data: bytes = b"", *, eof: bool = False) -> list[InboundEvent]:
     """Feed ``data`` (and EOF) and collect events until the connection needs more."""
     if data:
         conn.receive_data(data)
@@ -36,7 +43,7 @@ def drain(conn: H11Connection, data: bytes = b"", *, eof: bool = False) -> list[
     return events
 
 
-def respond(conn: H11Connection, status: int = 200, body: bytes = b"ok",
+def respond(conn: BaseH1Connection, status: int = 200, body: bytes = b"ok",
             headers: list[tuple[bytes, bytes]] | None = None) -> bytes:
     """Send a whole response; its bytes."""
     if headers is None:
@@ -48,14 +55,14 @@ def respond(conn: H11Connection, status: int = 200, body: bytes = b"ok",
 
 def one_error(data: bytes, limits: Limits | None = None, *, eof: bool = False) -> ProtocolError:
     """The ProtocolError that ``data`` must produce, with no Request before it."""
-    events = drain(H11Connection(limits or Limits()), data, eof=eof)
+    events = drain(new_connection(limits or Limits()), data, eof=eof)
     assert len(events) == 1, events
     assert isinstance(events[0], ProtocolError), events
     return events[0]
 
 
 def head_of(data: bytes, limits: Limits | None = None) -> Request:
-    events = drain(H11Connection(limits or Limits()), data)
+    events = drain(new_connection(limits or Limits()), data)
     assert isinstance(events[0], Request), events
     return events[0]
 
@@ -64,7 +71,7 @@ def head_of(data: bytes, limits: Limits | None = None) -> Request:
 
 
 def test_keep_alive_two_requests() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     first = drain(conn, GET)
     assert isinstance(first[0], Request) and first[0].keep_alive
     assert first[1:] == [EndOfMessage()]
@@ -79,7 +86,7 @@ def test_keep_alive_two_requests() -> None:
 
 
 def test_pipelined_requests_come_in_order_one_cycle_at_a_time() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     stream = b"".join(
         b"POST /%d HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\n%d" % (i, i) for i in range(3)
     )
@@ -98,7 +105,7 @@ def test_pipelined_requests_come_in_order_one_cycle_at_a_time() -> None:
 
 
 def test_trailing_data_holds_the_next_request() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET + b"GET /next")
     assert conn.trailing_data == b"GET /next"
 
@@ -107,7 +114,7 @@ def test_trailing_data_holds_the_next_request() -> None:
 
 
 def test_content_length_body_in_pieces() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     events = drain(conn, b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello")
     assert isinstance(events[0], Request) and events[0].content_length == 10
     assert events[1:] == [Data(b"hello")]
@@ -118,7 +125,7 @@ def test_content_length_body_in_pieces() -> None:
 
 
 def test_content_length_body_exact_events() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     events = drain(conn, b"PUT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nab")
     assert events[1:] == [Data(b"ab")]
     assert drain(conn, b"cdef") == [Data(b"c"), EndOfMessage()]
@@ -132,7 +139,7 @@ def test_chunked_body_with_extensions_and_trailers() -> None:
         b"Checksum: abc \r\nVary: *\r\n\r\n"
     )
     for pieces in ([data], [data[i : i + 1] for i in range(len(data))]):
-        conn = H11Connection(Limits())
+        conn = new_connection(Limits())
         events: list[InboundEvent] = []
         for piece in pieces:
             events += drain(conn, piece)
@@ -150,7 +157,7 @@ def test_chunked_body_with_extensions_and_trailers() -> None:
 )
 def test_invalid_chunk_size_lines(size_line: bytes) -> None:
     head = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-    events = drain(H11Connection(Limits()), head + size_line + b"\r\nhello\r\n0\r\n\r\n")
+    events = drain(new_connection(Limits()), head + size_line + b"\r\nhello\r\n0\r\n\r\n")
     assert isinstance(events[0], Request)
     assert isinstance(events[-1], ProtocolError) and events[-1].status_code == 400
     assert not any(isinstance(e, EndOfMessage) for e in events)
@@ -158,7 +165,7 @@ def test_invalid_chunk_size_lines(size_line: bytes) -> None:
 
 def test_chunk_data_longer_than_its_size_is_caught_before_the_line_ends() -> None:
     head = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-    events = drain(H11Connection(Limits()), head + b"2\r\nhelloGET / HTTP/1.1")
+    events = drain(new_connection(Limits()), head + b"2\r\nhelloGET / HTTP/1.1")
     assert events[1] == Data(b"he")
     assert isinstance(events[-1], ProtocolError) and events[-1].status_code == 400
 
@@ -177,7 +184,7 @@ def test_forbidden_trailer_fields(name: bytes) -> None:
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"1\r\na\r\n0\r\n%s: 1\r\n\r\n" % name
     )
-    events = drain(H11Connection(Limits()), data)
+    events = drain(new_connection(Limits()), data)
     assert isinstance(events[-1], ProtocolError) and events[-1].status_code == 400
 
 
@@ -186,9 +193,9 @@ def test_trailers_count_toward_limit_request_fields() -> None:
         b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"0\r\nA: 1\r\nB: 2\r\n\r\n"
     )
-    assert isinstance(drain(H11Connection(Limits(limit_request_fields=4)), data)[-1],
+    assert isinstance(drain(new_connection(Limits(limit_request_fields=4)), data)[-1],
                       EndOfMessage)
-    events = drain(H11Connection(Limits(limit_request_fields=3)), data)
+    events = drain(new_connection(Limits(limit_request_fields=3)), data)
     assert isinstance(events[-1], ProtocolError) and events[-1].status_code == 431
 
 
@@ -196,7 +203,7 @@ def test_trailers_count_toward_limit_request_fields() -> None:
 
 
 def test_http10_without_keep_alive_closes() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     request = drain(conn, b"GET / HTTP/1.0\r\n\r\nGET /second HTTP/1.0\r\n\r\n")[0]
     assert isinstance(request, Request) and not request.keep_alive
     wire = respond(conn)
@@ -207,7 +214,7 @@ def test_http10_without_keep_alive_closes() -> None:
 
 
 def test_http10_keep_alive_with_length_stays_open() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     request = drain(conn, b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")[0]
     assert isinstance(request, Request) and request.keep_alive
     wire = respond(conn)
@@ -217,7 +224,7 @@ def test_http10_keep_alive_with_length_stays_open() -> None:
 
 
 def test_http10_keep_alive_without_length_must_close() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
     wire = respond(conn, headers=[(b"Content-Type", b"text/plain")], body=b"abc")
     assert wire.endswith(b"Connection: close\r\n\r\nabc")
@@ -230,7 +237,7 @@ def test_connection_close_and_keep_alive_together_means_close() -> None:
 
 
 def test_request_connection_close() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     request = drain(conn, b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n" + GET)[0]
     assert isinstance(request, Request) and not request.keep_alive
     assert b"Connection: close\r\n" in respond(conn)
@@ -238,7 +245,7 @@ def test_request_connection_close() -> None:
 
 
 def test_app_connection_close_ends_the_connection() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     wire = respond(conn, headers=[(b"Content-Length", b"2"), (b"Connection", b"close")])
     assert wire.count(b"Connection") == 1 and b"Connection: close\r\n" in wire
@@ -246,7 +253,7 @@ def test_app_connection_close_ends_the_connection() -> None:
 
 
 def test_close_after_response() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.close_after_response()
     assert b"Connection: close\r\n" in respond(conn)
@@ -254,7 +261,7 @@ def test_close_after_response() -> None:
 
 
 def test_expect_100_continue() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     data = b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
     request = drain(conn, data)[0]
     assert isinstance(request, Request) and request.expect_continue
@@ -264,7 +271,7 @@ def test_expect_100_continue() -> None:
 
 
 def test_no_informational_response_for_http10() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, b"GET / HTTP/1.0\r\n\r\n")
     assert conn.send(InformationalResponse(103, [(b"Link", b"</a>")])) == b""
 
@@ -291,6 +298,15 @@ def test_upgrade_request() -> None:
         b"GET //double//slash HTTP/1.1",
         b"M-SEARCH /x HTTP/1.1",
         b"-BLARGH /x HTTP/1.1",
+        b"FOO /x HTTP/1.1",  # methods llhttp does not know reach the app all the same
+        b"PRI /x HTTP/1.1",
+        b"ANNOUNCE /x HTTP/1.1",
+        b"GET http://u:p%40@h.example:80/x?y HTTP/1.1",
+        b"GET http://h?q HTTP/1.1",
+        b"GET http://%41b.example/#frag HTTP/1.1",
+        b"GET http://[v1.x]/ HTTP/1.1",
+        b"CONNECT [::1]:443 HTTP/1.1",
+        b"CONNECT a-b.example:8080 HTTP/1.1",
     ],
 )
 def test_accepted_request_lines(line: bytes) -> None:
@@ -320,6 +336,18 @@ def test_accepted_request_lines(line: bytes) -> None:
         (b"GET ftp://x/ HTTP/1.1", 400),
         (b"GET relative HTTP/1.1", 400),
         (b"CONNECT example.com HTTP/1.1", 400),
+        # Authorities URL parsers disagree about (RFC 3986 3.2): refused by both parsers.
+        (b"GET http://user:pass\\@example.com/ HTTP/1.1", 400),
+        (b"GET http://exa\"mple.com/ HTTP/1.1", 400),
+        (b"GET http://example.com#@evil/ HTTP/1.1", 400),
+        (b"GET http://a@b@c/ HTTP/1.1", 400),
+        (b"GET http://h%zz/ HTTP/1.1", 400),
+        (b"GET http://[::1/ HTTP/1.1", 400),
+        (b"GET http://h:8x/ HTTP/1.1", 400),
+        (b"CONNECT a#b:443 HTTP/1.1", 400),
+        (b"CONNECT [::1\":443 HTTP/1.1", 400),
+        (b"CONNECT user@h:443 HTTP/1.1", 400),
+        (b"CONNECT h:443/x HTTP/1.1", 400),
     ],
 )
 def test_refused_request_lines(line: bytes, status: int) -> None:
@@ -405,7 +433,7 @@ def test_obsolete_folding_when_permitted() -> None:
 
 def test_strip_header_spaces_when_permitted() -> None:
     data = b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length : 3\r\n\r\nabc"
-    conn = H11Connection(Limits(strip_header_spaces=True))
+    conn = new_connection(Limits(strip_header_spaces=True))
     events = drain(conn, data)
     assert isinstance(events[0], Request) and events[0].content_length == 3
     assert events[1:] == [Data(b"abc"), EndOfMessage()]
@@ -494,7 +522,7 @@ def test_custom_field_count_limit() -> None:
 def test_slow_clients_cost_linear_time() -> None:
     """Each byte of a head is searched once, however it arrives: a line sent one byte at a
     time does not make the scanner re-read it from its start."""
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     data = b"GET / HTTP/1.1\r\nHost: h\r\nX-Long: " + b"v" * 5000
     for i in range(len(data)):
         conn.receive_data(data[i : i + 1])
@@ -517,7 +545,7 @@ def test_limits_from_settings_reads_gunicorn_names() -> None:
 
 
 def test_nothing_is_parsed_after_an_error() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     events = drain(conn, b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n" + GET)
     assert [type(e) for e in events] == [ProtocolError]
     conn.receive_data(GET)
@@ -530,7 +558,7 @@ def test_nothing_is_parsed_after_an_error() -> None:
 
 
 def test_error_response_after_a_bad_head_closes() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, b"GET / HTTP/9.9\r\n\r\n")
     wire = respond(conn, 505, b"")
     assert wire.startswith(b"HTTP/1.1 505 HTTP Version Not Supported\r\n")
@@ -538,12 +566,12 @@ def test_error_response_after_a_bad_head_closes() -> None:
 
 
 def test_eof_before_any_request_is_a_clean_close() -> None:
-    assert drain(H11Connection(Limits()), eof=True) == [ConnectionClosed()]
-    assert drain(H11Connection(Limits()), b"\r\n\r\n", eof=True) == [ConnectionClosed()]
+    assert drain(new_connection(Limits()), eof=True) == [ConnectionClosed()]
+    assert drain(new_connection(Limits()), b"\r\n\r\n", eof=True) == [ConnectionClosed()]
 
 
 def test_eof_between_requests_is_a_clean_close() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET, eof=True)
     respond(conn)
     conn.start_next_cycle()
@@ -560,7 +588,7 @@ def test_eof_between_requests_is_a_clean_close() -> None:
     ],
 )
 def test_eof_in_the_middle_of_a_message_closes_without_a_response(data: bytes) -> None:
-    events = drain(H11Connection(Limits()), data, eof=True)
+    events = drain(new_connection(Limits()), data, eof=True)
     assert isinstance(events[-1], ProtocolError) and events[-1].status_code is None
     assert not any(isinstance(e, EndOfMessage) for e in events)
 
@@ -569,7 +597,7 @@ def test_eof_in_the_middle_of_a_message_closes_without_a_response(data: bytes) -
 
 
 def test_start_next_cycle_needs_request_and_response_complete() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     with pytest.raises(LocalProtocolError):
         conn.start_next_cycle()  # nothing received yet
     drain(conn, b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\na")
@@ -582,7 +610,7 @@ def test_start_next_cycle_needs_request_and_response_complete() -> None:
 
 
 def test_start_next_cycle_needs_the_response_finished() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.send(Response(200, [(b"Content-Length", b"2")]))
     with pytest.raises(LocalProtocolError):

@@ -1,18 +1,23 @@
-"""Sans-io tests of HTTP/1 responses: framing, the Connection header, refused heads."""
+"""Sans-io tests of HTTP/1 responses: framing, the Connection header, refused heads.
+
+Every test runs once per implementation (the ``http_parser`` fixture).
+"""
 
 from __future__ import annotations
 
 import pytest
+from corpus_harness import new_connection
 from test_protocol_h1 import GET, drain
 
 from greenserve.protocol.events import Data, EndOfMessage, InformationalResponse, Response
-from greenserve.protocol.h1 import H11Connection
 from greenserve.protocol.policy import Limits
 from greenserve.protocol.writer import LocalProtocolError
 
+pytestmark = pytest.mark.usefixtures("http_parser")
+
 
 def test_chunked_response_with_trailers() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     head = conn.send(Response(200, [(b"Content-Type", b"text/plain")]))
     assert head == (
@@ -26,7 +31,7 @@ def test_chunked_response_with_trailers() -> None:
 
 
 def test_app_transfer_encoding_is_replaced_by_the_servers_framing() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     head = conn.send(Response(200, [(b"Transfer-Encoding", b"gzip"), (b"Keep-Alive", b"x")]))
     assert head.count(b"Transfer-Encoding") == 1 and b"Keep-Alive" not in head
@@ -34,7 +39,7 @@ def test_app_transfer_encoding_is_replaced_by_the_servers_framing() -> None:
 
 @pytest.mark.parametrize("status", [204, 304])
 def test_no_body_statuses(status: int) -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     head = conn.send(Response(status, []))
     assert b"Transfer-Encoding" not in head and b"Content-Length" not in head
@@ -44,18 +49,18 @@ def test_no_body_statuses(status: int) -> None:
 
 
 def test_204_never_carries_content_length() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     head = conn.send(Response(204, [(b"Content-Length", b"5")]))
     assert b"Content-Length" not in head  # RFC 9110 8.6: MUST NOT send it with 204
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     head = conn.send(Response(304, [(b"Content-Length", b"5")]))
     assert b"Content-Length: 5" in head  # 304 may state the selected representation's size
 
 
 def test_head_response_keeps_its_length_but_sends_no_body() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
     head = conn.send(Response(200, [(b"Content-Length", b"5")]))
     assert b"Content-Length: 5\r\n" in head
@@ -65,12 +70,12 @@ def test_head_response_keeps_its_length_but_sends_no_body() -> None:
 
 
 def test_content_length_is_enforced() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.send(Response(200, [(b"Content-Length", b"3")]))
     with pytest.raises(LocalProtocolError):
         conn.send(Data(b"toolong"))
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.send(Response(200, [(b"Content-Length", b"3")]))
     conn.send(Data(b"ab"))
@@ -80,7 +85,7 @@ def test_content_length_is_enforced() -> None:
 
 
 def test_conflicting_response_content_lengths() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     with pytest.raises(LocalProtocolError):
         conn.send(Response(200, [(b"Content-Length", b"3"), (b"Content-Length", b"4")]))
@@ -104,14 +109,14 @@ def test_conflicting_response_content_lengths() -> None:
 def test_header_injection_and_bad_heads_are_refused(
     event: Response | InformationalResponse,
 ) -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     with pytest.raises(LocalProtocolError):
         conn.send(event)
 
 
 def test_trailer_injection_is_refused() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.send(Response(200, []))
     with pytest.raises(LocalProtocolError):
@@ -119,7 +124,7 @@ def test_trailer_injection_is_refused() -> None:
 
 
 def test_send_order_is_enforced() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     with pytest.raises(LocalProtocolError):
         conn.send(Data(b"x"))  # before the head
@@ -136,7 +141,7 @@ def test_send_order_is_enforced() -> None:
 
 
 def test_http10_response_without_length_is_delimited_by_close() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, b"GET / HTTP/1.0\r\n\r\n")
     assert conn.send(Response(200, [])) == b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
     assert conn.send(Data(b"raw")) == b"raw"
@@ -144,7 +149,7 @@ def test_http10_response_without_length_is_delimited_by_close() -> None:
 
 
 def test_body_passthrough_for_sendfile() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.send(Response(200, [(b"Content-Length", b"10")]))
     assert conn.body_passthrough(0) is False  # nothing to pass (socket.sendfile refuses 0)
@@ -156,11 +161,11 @@ def test_body_passthrough_for_sendfile() -> None:
 
 
 def test_no_body_passthrough_for_chunked_or_head() -> None:
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, GET)
     conn.send(Response(200, []))
     assert conn.body_passthrough(5) is False  # chunk framing must wrap the bytes
-    conn = H11Connection(Limits())
+    conn = new_connection(Limits())
     drain(conn, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
     conn.send(Response(200, [(b"Content-Length", b"5")]))
     assert conn.body_passthrough(5) is False  # HEAD: no body bytes at all

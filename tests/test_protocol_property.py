@@ -2,7 +2,8 @@
 
 The server-side parser must not depend on ``recv`` boundaries: random splits of a stream of
 valid requests (Content-Length and chunked bodies, trailers, HTTP/1.0 keep-alive) give the
-same events as parsing the whole buffer, and those events describe the requests sent.
+same events as parsing the whole buffer, and those events describe the requests sent. It
+runs on each implementation (``--http-parser`` python and fast).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 
 pytest.importorskip("hypothesis")
 
-from corpus_harness import drive_pieces  # noqa: E402
+from corpus_harness import HTTP_PARSERS, drive_pieces  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
@@ -98,18 +99,21 @@ def splits(draw: st.DrawFn, data: bytes) -> list[bytes]:
     return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
+@pytest.mark.parametrize("http_parser", HTTP_PARSERS)
 @settings(max_examples=300, deadline=None)
 @given(stream=st.lists(requests(), min_size=1, max_size=4), data=st.data())
 def test_random_splits_give_the_same_events(
+    http_parser: str,
     stream: list[tuple[bytes, tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes,
                                     list[tuple[bytes, bytes]]]]],
     data: st.DataObject,
 ) -> None:
     wire = b"".join(raw for raw, _ in stream)
-    whole = drive_pieces([wire], Limits())
+    whole = drive_pieces([wire], Limits(), http_parser)
     pieces = data.draw(splits(wire))
-    split = drive_pieces(pieces, Limits())
+    split = drive_pieces(pieces, Limits(), http_parser)
     assert _coalesced(split.events) == _coalesced(whole.events)
+    assert split.wire == whole.wire
 
     # ... and what was parsed is what was sent, then a clean close.
     assert whole.error is None and whole.closed

@@ -77,6 +77,11 @@ class Limits:
         count = self.limit_request_fields
         return count if 0 < count <= MAX_FIELDS else MAX_FIELDS
 
+    @property
+    def plain_head_limit(self) -> int:
+        """A whole head this short cannot break a per-line size limit (see ``HeadScanner``)."""
+        return min(self.request_line_limit, self.field_size_limit - _CRLF)
+
     def max_head_size(self) -> int:
         """An upper bound on a head the per-line rules can accept (a safety net only)."""
         empty_lines = _MAX_LEADING_EMPTY * _CRLF
@@ -102,6 +107,33 @@ _BAD_TARGET_BYTE = re.compile(rb"[^\x21-\x7e]")
 # lower case or '#' (permit_unconventional_http_method lifts it).
 _UNCONVENTIONAL_METHOD_BYTE = re.compile(rb"[a-z#]")
 _DIGITS = re.compile(rb"[0-9]+\Z")
+# RFC 3986 3.2 host: an IP literal in brackets, or a non-empty reg-name (unreserved,
+# sub-delims, %HH). Characters outside these ('#', '"', '\\', '<'...) make hosts that URL
+# parsers read differently (the host-confusion behind SSRF filters), and llhttp refuses them.
+_HOST = (
+    rb"(?:\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+    rb"|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)"
+)
+# absolute-form: [userinfo "@"] host [":" port], up to the path or the query.
+_ABSOLUTE_AUTHORITY = re.compile(
+    rb"(?:(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|%[0-9A-Fa-f]{2})*@)?"  # userinfo
+    + _HOST
+    + rb"(?::[0-9]*)?(?=[/?]|\Z)"
+)
+# authority-form (CONNECT, RFC 9112 3.2.3): host ":" port, nothing else.
+_CONNECT_AUTHORITY = re.compile(_HOST + rb":[0-9]+\Z")
+# The common head, with nothing to forgive: a request line with a conventional method (see
+# _check_method), an origin-form target and HTTP/1.0 or 1.1; then ``name:value`` fields
+# (token names, allowed value bytes); CRLF line endings only, no folding. Whatever it
+# matches, check_request_line and check_field_line accept. Possessive quantifiers: nothing
+# here needs backtracking.
+_PLAIN_HEAD = re.compile(
+    rb"[!$%&'*+\-.^_`|~0-9A-Z]{3,20}+ /[\x21-\x7e]*+ HTTP/1\.[01]\r\n"
+    rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]++:[^\x00-\x08\x0a-\x1f\x7f]*+\r\n)*+"
+    rb"\r\n"
+)
+_FOLD = re.compile(rb"[ \t]*\r\n[ \t]+")
+_SPACE_BEFORE_COLON = re.compile(rb"(?m)^([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]+:")
 _WS = b" \t"
 # RFC 9110 6.5.1: fields that frame or route the message, or manage the connection, must
 # not come from trailers. gunicorn refuses them (Content-Length, Transfer-Encoding, Host);
@@ -122,6 +154,8 @@ class HeadScanner:
     Call :meth:`scan` with the whole receive buffer each time more bytes arrive. Each line
     is checked once, so slow clients cost linear time. Up to eight empty lines before the
     request line are skipped (RFC 9112 2.2); ``start`` is where the request line begins.
+    A short, plain head that is already whole is accepted in one regex pass instead
+    (:meth:`_scan_plain`, the common case); anything else goes line by line.
     """
 
     limits: Limits
@@ -135,6 +169,10 @@ class HeadScanner:
 
     def scan(self, buf: bytes | bytearray) -> Rejection | int | None:
         """Check the lines not seen yet; the offset just past the head once it is complete."""
+        if self.index == 0 and self.searched <= self.pos:
+            end = self._scan_plain(buf)
+            if end is not None:
+                return end
         while True:
             end = buf.find(b"\n", max(self.pos, self.searched))
             if end < 0:
@@ -157,6 +195,26 @@ class HeadScanner:
             if rejection is not None:
                 return rejection
             self.index += 1
+
+    def _scan_plain(self, buf: bytes | bytearray) -> int | None:
+        """The common case in one pass: a whole head, short and plain, is already in ``buf``.
+
+        Accepts only heads the line-by-line rules accept too, and otherwise returns None
+        and leaves them to decide: they give every rejection, so its reason and position
+        never depend on this shortcut. Tried once per head: after a look at a partial head
+        ``searched`` moves past ``pos``, and only the incremental path runs (linear time).
+        """
+        pos = self.pos
+        end = buf.find(b"\r\n\r\n", pos) + 4
+        if end < 4 or end - pos > self.limits.plain_head_limit:
+            return None  # incomplete, or long enough for a line to break a size limit
+        if _PLAIN_HEAD.fullmatch(buf, pos, end) is None:
+            return None
+        fields = buf.count(b"\n", pos, end) - 2
+        if fields > self.limits.fields_limit:
+            return None
+        self.pos, self.index, self.fields = end, fields + 1, fields
+        return end
 
     def _check_partial(self, buf: bytes | bytearray) -> Rejection | None:
         """Size rules for the line still arriving (from ``pos``): what it holds counts."""
@@ -274,9 +332,9 @@ def normalise_head_bytes(raw: bytes, limits: Limits) -> bytes:
     """
     if limits.permit_obsolete_folding:
         # Each folded piece is trimmed and joined with one SP, as gunicorn does.
-        raw = re.sub(rb"[ \t]*\r\n[ \t]+", b" ", raw[:-2]) + b"\r\n"
+        raw = _FOLD.sub(b" ", raw[:-2]) + b"\r\n"
     if limits.strip_header_spaces:
-        raw = re.sub(rb"(?m)^([!#$%&'*+\-.^_`|~0-9A-Za-z]+)[ \t]+:", rb"\1:", raw)
+        raw = _SPACE_BEFORE_COLON.sub(rb"\1:", raw)
     return raw
 
 
@@ -286,19 +344,64 @@ def effective_method(method: bytes, limits: Limits) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class Framing:
-    """How the request body is delimited: exactly one of the two, or neither (no body)."""
+class HeadFields:
+    """What the fields of an accepted head say about the body and the connection.
+
+    The body is delimited by exactly one of ``chunked`` and ``content_length``, or neither
+    (no body). ``connection`` and ``expect`` are the lower-cased tokens of those fields;
+    ``upgrade`` is the first Upgrade field's value.
+    """
 
     chunked: bool
     content_length: int | None
+    connection: list[bytes]
+    expect: list[bytes]
+    upgrade: bytes | None
 
 
-def check_fields(version: bytes, headers: Headers) -> Rejection | Framing:
-    """Checks on the parsed fields; returns the body framing when they are good."""
-    rejection = _check_singletons(version, headers)
+# The fields check_fields looks at; every other name is skipped after one lower().
+_SELECTED = frozenset(
+    (
+        b"host", b"content-type", b"content-length", b"transfer-encoding", b"connection",
+        b"expect", b"upgrade",
+    )
+)
+_NONE: list[bytes] = []
+
+
+def check_fields(version: bytes, headers: Headers) -> Rejection | HeadFields:
+    """Checks on the parsed fields; what they say about framing when they are good.
+
+    One pass over ``headers`` collects the fields the rules need (each name is lower-cased
+    once), then the rules read only those.
+    """
+    selected: dict[bytes, list[bytes]] = {}
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _SELECTED:
+            if lname in selected:
+                selected[lname].append(value)
+            else:
+                selected[lname] = [value]
+    rejection = _check_singletons(version, selected)
     if rejection is not None:
         return rejection
-    return _framing(version, headers)
+    framing = _framing(version, selected)
+    if isinstance(framing, Rejection):
+        return framing
+    upgrade = selected.get(b"upgrade")
+    return HeadFields(
+        chunked=framing[0],
+        content_length=framing[1],
+        connection=_tokens(selected.get(b"connection", _NONE)),
+        expect=_tokens(selected.get(b"expect", _NONE)),
+        upgrade=upgrade[0] if upgrade else None,
+    )
+
+
+def _tokens(values: list[bytes]) -> list[bytes]:
+    """The comma-separated tokens of a field's values, trimmed and lower-cased."""
+    return [token.strip(_WS).lower() for value in values for token in value.split(b",")]
 
 
 def _check_method(method: bytes, limits: Limits) -> Rejection | None:
@@ -327,30 +430,34 @@ def _check_target(method: bytes, target: bytes) -> Rejection | None:
     if target == b"*":
         return None if method == b"OPTIONS" else Rejection(400, "'*' target outside OPTIONS")
     if method == b"CONNECT":
-        host, _, port = target.rpartition(b":")
-        ok = bool(host) and _DIGITS.match(port) is not None and b"/" not in target
+        ok = _CONNECT_AUTHORITY.match(target) is not None
         return None if ok else Rejection(400, "invalid CONNECT target")
     scheme, sep, rest = target.partition(b"://")
-    if sep and scheme.lower() in (b"http", b"https") and rest and rest[:1] not in b"/?#":
-        return None
-    return Rejection(400, "invalid request target form")
+    if not (sep and scheme.lower() in (b"http", b"https") and rest and rest[:1] not in b"/?#"):
+        return Rejection(400, "invalid request target form")
+    if _ABSOLUTE_AUTHORITY.match(rest) is None:
+        return Rejection(400, "invalid authority in request target")
+    return None
 
 
-def _check_singletons(version: bytes, headers: Headers) -> Rejection | None:
-    hosts = _values(headers, b"host")
+def _check_singletons(version: bytes, selected: dict[bytes, list[bytes]]) -> Rejection | None:
+    hosts = selected.get(b"host", _NONE)
     if len(hosts) > 1:
         return Rejection(400, "more than one Host header")
     if version == b"HTTP/1.1" and not hosts:
         return Rejection(400, "missing Host header")
-    if len(_values(headers, b"content-type")) > 1:
+    if len(selected.get(b"content-type", _NONE)) > 1:
         # gunicorn 26.1+: two Content-Types leave the body's meaning ambiguous.
         return Rejection(400, "more than one Content-Type header")
     return None
 
 
-def _framing(version: bytes, headers: Headers) -> Rejection | Framing:
-    lengths = _values(headers, b"content-length")
-    codings = _values(headers, b"transfer-encoding")
+def _framing(
+    version: bytes, selected: dict[bytes, list[bytes]]
+) -> Rejection | tuple[bool, int | None]:
+    """(chunked, content_length) when the framing fields are good."""
+    lengths = selected.get(b"content-length", _NONE)
+    codings = selected.get(b"transfer-encoding", _NONE)
     if codings:
         if lengths:
             return Rejection(400, "both Content-Length and Transfer-Encoding")
@@ -361,12 +468,12 @@ def _framing(version: bytes, headers: Headers) -> Rejection | Framing:
             return Rejection(400, "Transfer-Encoding must end in chunked")
         if len(items) > 1:
             return Rejection(501, "unsupported transfer coding")
-        return Framing(chunked=True, content_length=None)
+        return True, None
     if not lengths:
-        return Framing(chunked=False, content_length=None)
+        return False, None
     if len(lengths) > 1 or not _DIGITS.match(lengths[0]) or len(lengths[0]) > 18:
         return Rejection(400, "invalid Content-Length")
-    return Framing(chunked=False, content_length=int(lengths[0]))
+    return False, int(lengths[0])
 
 
 def _values(headers: Headers, name: bytes) -> list[bytes]:

@@ -24,12 +24,12 @@ class LocalProtocolError(Exception):
     """The application tried to send something HTTP cannot carry."""
 
 
+_REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
+
 def reason_phrase(status: int) -> bytes:
     """The standard reason phrase for ``status`` (empty when unknown)."""
-    try:
-        return HTTPStatus(status).phrase.encode("ascii")
-    except ValueError:
-        return b""
+    return _REASONS.get(status, b"")
 
 
 def status_has_body(status: int, method: bytes) -> bool:
@@ -54,10 +54,9 @@ def serialize_head(
         raise LocalProtocolError(f"invalid status code {status!r}")
     if _BAD_REASON.search(reason):
         raise LocalProtocolError(f"invalid reason phrase {reason!r}")
-    lines = [b"%s %d %s\r\n" % (http_version, status, reason or reason_phrase(status))]
-    lines.extend(b"%s: %s\r\n" % (n, v) for n, v in headers)
-    lines.append(b"\r\n")
-    return b"".join(lines)
+    block = b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
+    status_line = b"%s %d %s\r\n" % (http_version, status, reason or reason_phrase(status))
+    return status_line + block + b"\r\n"
 
 
 def check_headers(headers: Headers) -> None:

@@ -1,0 +1,345 @@
+"""What every HTTP/1.1 server connection shares, whichever parser reads the request line and
+fields: the head checks, body framing, the request/response cycle and response writing.
+
+Order of work for a head, the same for every parser:
+
+1. :class:`~greenserve.protocol.policy.HeadScanner` checks the raw bytes as they arrive
+   (limits, line endings, control bytes, request-line grammar) and finds where the head
+   ends, so bad input is refused without waiting for the blank line;
+2. the parser (:meth:`BaseH1Connection._parse_head`, the only part a subclass writes) turns
+   the delimited head into method, target, version and fields;
+3. :func:`~greenserve.protocol.policy.check_fields` checks the fields (framing, Host).
+
+A parser may also refuse a head the scanner passed (its own grammar as a backstop); the
+policy's reason is then preferred, so both parsers answer a bad head alike. Bodies are
+framed here (``chunked.py``, Content-Length), never by the parser: the parsers are lenient
+about chunk lines, and that is where request smuggling lives.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import NamedTuple
+
+from .chunked import ChunkedDecoder
+from .events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    OutboundEvent,
+    ProtocolError,
+    Request,
+    Response,
+)
+from .policy import (
+    HeadFields,
+    HeadScanner,
+    Limits,
+    Rejection,
+    check_fields,
+    effective_method,
+    normalise_head_bytes,
+)
+from .writer import (
+    BodyFraming,
+    LocalProtocolError,
+    check_headers,
+    frame_data,
+    frame_end,
+    plan_response,
+    serialize_head,
+)
+
+
+class ParsedHead(NamedTuple):
+    """A request head as a parser read it; ``version`` is the whole ``HTTP/1.x``."""
+
+    method: bytes
+    target: bytes
+    version: bytes
+    headers: Headers
+
+
+def split_head(raw: bytes) -> ParsedHead:
+    """Read a head the scanner accepted (CRLF lines, ``name:value`` fields) by splitting it.
+
+    Field values lose their surrounding whitespace; names keep the case the client sent.
+    """
+    lines = raw[:-4].split(b"\r\n")
+    method, target, version = lines[0].split(b" ")  # the scanner checked the grammar
+    headers: Headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers.append((name, value.strip(b" \t")))
+    return ParsedHead(method, target, version, headers)
+
+
+class _In(Enum):
+    HEAD = "head"
+    BODY = "body"
+    DONE = "done"  # request complete; waiting for the response to finish
+    ERROR = "error"
+    CLOSED = "closed"
+
+
+class BaseH1Connection(ABC):
+    """A :class:`~greenserve.protocol.base.ServerConnection` for HTTP/1.x, minus the parser."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+        self._buf = bytearray()
+        self._eof = False
+        self._in = _In.HEAD
+        self._reset_cycle()
+
+    def _reset_cycle(self) -> None:
+        self._scanner = HeadScanner(self._limits)
+        self._request: Request | None = None
+        self._remaining = 0
+        self._chunks: ChunkedDecoder | None = None
+        self._pending_end = False
+        self._response: BodyFraming | None = None
+        self._response_done = False
+        self._keep_alive = True
+
+    @abstractmethod
+    def _parse_head(self, raw: bytes) -> ParsedHead | Rejection:
+        """Read ``raw``, a head the scanner accepted (request line to the empty line).
+
+        A Rejection means the parser's own grammar refused it (a backstop: the policy
+        rules are meant to refuse everything first).
+        """
+
+    # -- properties ---------------------------------------------------------------------
+    @property
+    def keep_alive(self) -> bool:
+        """Whether the connection may serve another request after this one."""
+        return self._keep_alive and self._in is not _In.ERROR
+
+    @property
+    def request(self) -> Request | None:
+        """The head of the request being served, if any."""
+        return self._request
+
+    @property
+    def request_complete(self) -> bool:
+        """The request body has been received completely (EndOfMessage was returned)."""
+        return self._in is _In.DONE
+
+    @property
+    def response_complete(self) -> bool:
+        """The response has been sent completely (EndOfMessage was sent)."""
+        return self._response_done
+
+    @property
+    def response_started(self) -> bool:
+        """A final response head has been produced for this cycle."""
+        return self._response is not None
+
+    @property
+    def trailing_data(self) -> bytes:
+        """Bytes received but not consumed yet (pipelined requests, upgraded protocol)."""
+        return bytes(self._buf)
+
+    # -- inbound ------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer; ``b""`` means the peer closed its side."""
+        if data:
+            self._buf += data
+        else:
+            self._eof = True
+
+    def next_event(self) -> InboundEvent | None:
+        """The next inbound event, or None when more bytes (or a response) are needed.
+
+        After a ProtocolError or ConnectionClosed it returns None for ever: nothing past
+        an error is parsed, whatever else arrives.
+        """
+        if self._in is _In.HEAD:
+            return self._next_head()
+        if self._in is _In.BODY:
+            return self._next_body()
+        return None
+
+    def _fail(self, rejection: Rejection | None, reason: str = "") -> ProtocolError:
+        self._in = _In.ERROR
+        self._keep_alive = False
+        if rejection is None:
+            return ProtocolError(None, reason)
+        return ProtocolError(rejection.status, rejection.reason)
+
+    def _next_head(self) -> InboundEvent | None:
+        scanned = self._scanner.scan(self._buf)
+        if scanned is None:
+            return self._incomplete_head()
+        if isinstance(scanned, Rejection):
+            return self._fail(scanned)
+        raw = bytes(self._buf[self._scanner.start : scanned])
+        del self._buf[:scanned]
+        return self._start_request(normalise_head_bytes(raw, self._limits))
+
+    def _incomplete_head(self) -> InboundEvent | None:
+        if len(self._buf) > self._limits.max_head_size():
+            # Unreachable while the per-line limits hold; kept so memory stays bounded.
+            return self._fail(Rejection(431, "request head too large"))
+        if not self._eof:
+            return None
+        if len(self._buf) == self._scanner.start:
+            # Nothing, or only the empty lines allowed between requests: a clean close.
+            self._in = _In.CLOSED
+            return ConnectionClosed()
+        return self._fail(None, "connection closed in the middle of a request head")
+
+    def _start_request(self, raw: bytes) -> InboundEvent:
+        head = self._parse_head(raw)
+        if isinstance(head, Rejection):
+            # Only the parser refused: if the policy refuses too, its reason is the answer.
+            split = split_head(raw)
+            policy = check_fields(split.version, split.headers)
+            return self._fail(policy if isinstance(policy, Rejection) else head)
+        fields = check_fields(head.version, head.headers)
+        if isinstance(fields, Rejection):
+            return self._fail(fields)
+        return self._accept(head, fields)
+
+    def _accept(self, head: ParsedHead, fields: HeadFields) -> Request:
+        version = head.version
+        connection = fields.connection
+        # HTTP/1.1 persists unless told otherwise; HTTP/1.0 only when asked to (RFC 9112 9.3).
+        persistent = version == b"HTTP/1.1" or b"keep-alive" in connection
+        keep_alive = persistent and b"close" not in connection
+        request = Request(
+            method=effective_method(head.method, self._limits),
+            target=head.target,
+            http_version=version[5:],
+            headers=head.headers,
+            keep_alive=keep_alive,
+            chunked=fields.chunked,
+            content_length=fields.content_length,
+            expect_continue=version == b"HTTP/1.1" and b"100-continue" in fields.expect,
+            upgrade=fields.upgrade if b"upgrade" in connection else None,
+        )
+        self._request = request
+        self._keep_alive = keep_alive
+        if fields.chunked:
+            self._chunks = ChunkedDecoder(limits=self._limits, header_fields=len(head.headers))
+        self._remaining = fields.content_length or 0
+        self._pending_end = not fields.chunked and not self._remaining
+        self._in = _In.BODY
+        return request
+
+    def _next_body(self) -> InboundEvent | None:
+        if self._pending_end:
+            self._in = _In.DONE
+            trailers = self._chunks.trailers if self._chunks else []
+            return EndOfMessage(trailers=trailers)
+        if self._chunks is not None:
+            return self._next_chunk(self._chunks)
+        if self._buf:
+            take = min(self._remaining, len(self._buf))
+            data = bytes(self._buf[:take])
+            del self._buf[:take]
+            self._remaining -= take
+            self._pending_end = not self._remaining
+            return Data(data)
+        if self._eof:
+            return self._fail(None, "connection closed in the middle of a request body")
+        return None
+
+    def _next_chunk(self, decoder: ChunkedDecoder) -> InboundEvent | None:
+        result = decoder.feed(self._buf)
+        if isinstance(result, Rejection):
+            return self._fail(result)
+        self._pending_end = decoder.done
+        if result:
+            return Data(result)
+        if decoder.done:
+            return self._next_body()
+        if self._eof:
+            return self._fail(None, "connection closed in the middle of a chunked body")
+        return None
+
+    # -- outbound -----------------------------------------------------------------------
+    def send(self, event: OutboundEvent) -> bytes:
+        """The bytes that carry ``event``; LocalProtocolError if HTTP cannot carry it."""
+        match event:
+            case InformationalResponse():
+                return self._send_informational(event)
+            case Response():
+                return self._send_response(event)
+            case Data(data=data):
+                return frame_data(self._body_framing(), data)
+            case EndOfMessage(trailers=trailers):
+                end = frame_end(self._body_framing(), trailers)
+                # Only now: a body short of its Content-Length must not count as complete,
+                # or the connection would be kept alive with broken framing.
+                self._response_done = True
+                return end
+        raise LocalProtocolError(f"cannot send {event!r}")
+
+    def _body_framing(self) -> BodyFraming:
+        if self._response is None:
+            raise LocalProtocolError("response body before the response head")
+        if self._response_done:
+            raise LocalProtocolError("response body after the end of the response")
+        return self._response
+
+    def _send_informational(self, event: InformationalResponse) -> bytes:
+        if not 100 <= event.status_code <= 199:
+            raise LocalProtocolError(f"{event.status_code} is not an informational status")
+        if self._response is not None:
+            raise LocalProtocolError("informational response after the final response")
+        check_headers(event.headers)
+        if self._request is None or self._request.http_version != b"1.1":
+            return b""  # HTTP/1.0 clients do not understand 1xx responses
+        return serialize_head(
+            event.status_code, event.reason, event.headers, http_version=b"HTTP/1.1"
+        )
+
+    def _send_response(self, event: Response) -> bytes:
+        if self._response is not None:
+            raise LocalProtocolError("response already started")
+        request = self._request
+        method = request.method if request else b"GET"
+        version = b"HTTP/" + (request.http_version if request else b"1.1")
+        # A request we could not parse, or one whose body we did not finish reading,
+        # leaves the connection in an unknown state: close it after this response.
+        keep_alive = self._keep_alive and request is not None
+        headers, framing, keep_alive = plan_response(
+            event.status_code, event.headers, method=method, http_version=version,
+            keep_alive=keep_alive,
+        )
+        self._keep_alive = keep_alive
+        self._response = framing
+        return serialize_head(event.status_code, event.reason, headers, http_version=b"HTTP/1.1")
+
+    def body_passthrough(self, count: int) -> bool:
+        """Account for ``count`` body bytes the caller sends itself (``sendfile``).
+
+        Only possible when the body is framed by Content-Length (the bytes go out as they are);
+        returns False when the framing needs to wrap them, and the caller must use ``send``.
+        """
+        framing = self._response
+        if framing is None or not framing.send_body or framing.remaining is None:
+            return False
+        if count <= 0:
+            return False  # nothing to pass through (and socket.sendfile refuses count=0)
+        if count > framing.remaining:
+            raise LocalProtocolError("response body longer than its Content-Length")
+        framing.remaining -= count
+        return True
+
+    def close_after_response(self) -> None:
+        """Make the current response end the connection (e.g. when draining is refused)."""
+        self._keep_alive = False
+
+    def start_next_cycle(self) -> None:
+        """Reset for the next request; only once both messages are complete and kept alive."""
+        if not (self._in is _In.DONE and self._response_done and self.keep_alive):
+            raise LocalProtocolError("cannot start a new cycle: this one is not finished")
+        self._in = _In.HEAD
+        self._reset_cycle()
