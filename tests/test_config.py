@@ -413,3 +413,14 @@ def test_config_file_helper_names_warn_and_constants_pass(tmp_path: Path) -> Non
     assert cfg.workers == 3
     assert warnings == [f"{conf}: 'helper' is not a setting; ignored "
                         "(prefix helper variables with '_')"]
+
+
+def test_fast_parser_without_httptools_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "httptools" else real(name, *a))
+    with pytest.raises(ConfigError, match="--http-parser fast needs httptools"):
+        load_quiet(["--http-parser", "fast"])
+    assert load_quiet(["--http-parser", "auto"])[0].http_parser == "auto"

@@ -367,6 +367,12 @@ def validate(cfg: Config) -> None:
     """Rules across settings; raises :class:`ConfigError`."""
     from greenserve.sockets import parse_bind  # pure string parsing, no socket import
 
+    if cfg.http_parser == "fast":
+        import importlib.util
+
+        if importlib.util.find_spec("httptools") is None:
+            raise ConfigError("--http-parser fast needs httptools: pip install httptools "
+                              "(or use --http-parser auto)")
     seen: set[object] = set()
     for spec in cfg.bind:
         address = parse_bind(spec)
