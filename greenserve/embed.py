@@ -131,6 +131,8 @@ class _ThreadBackend:
         self.listeners = listeners
         self.thread.start()
         if not self.ready.wait(timeout) or self.error is not None:
+            for sock in listeners:
+                sock.close()
             raise RuntimeError(f"server did not start: {self.error!r}")
         return url
 

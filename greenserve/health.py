@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -126,4 +127,8 @@ def start_block_monitor(threshold: float) -> None:
             hub.loop.run_callback_threadsafe(write, event.blocking_time, lines)
 
     gevent.events.subscribers.append(report)
-    hub.start_periodic_monitoring_thread()
+    with warnings.catch_warnings():
+        # Without psutil gevent warns that it cannot watch memory; we only use the blocking
+        # detector (--max-worker-memory reads /proc itself).
+        warnings.simplefilter("ignore", RuntimeWarning)  # gevent's MonitorWarning
+        hub.start_periodic_monitoring_thread()
