@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import gevent.socket
+import requests  # noqa: F401  - an HTTP client imported at import time, like many apps
 
 StartResponse = Callable[..., Any]
 
