@@ -35,9 +35,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## make bench: greenserve vs gunicorn -k gevent, same app, one worker each
+## make bench: greenserve vs gunicorn -k gevent, same app, one worker each (not part of test)
+## (options through BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick; see loadtests/README.md)
 bench: $(VENV)/.bench
-	$(BIN)/python loadtests/bench.py
+	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
 
 docs: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[docs]'
