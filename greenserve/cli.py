@@ -30,9 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run greenserve with ``argv`` (default ``sys.argv[1:]``); exits the process when done."""
     from greenserve import _patch
 
-    _patch.snapshot()
     args = sys.argv[1:] if argv is None else argv
     cfg, mode = _configure(args)
+    # After the config file ran: what it imported is the user's early imports too.
+    _patch.snapshot()
     if mode == "print":
         print(config.render(cfg))
         return

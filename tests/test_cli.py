@@ -153,3 +153,20 @@ def test_cli_module_names_no_setting() -> None:
     used |= {node.value for node in ast.walk(tree)
              if isinstance(node, ast.Constant) and isinstance(node.value, str)}
     assert not used & names
+
+
+def test_config_file_imports_are_early_imports(tmp_path: Path) -> None:
+    """A gunicorn.conf.py runs in the master before any patching: its imports are flagged."""
+    conf = tmp_path / "conf.py"
+    conf.write_text("import ssl\nworkers = 1\n")
+    result = greenserve("-c", str(conf), "--check-config", "cfgapp_basic")
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "modules imported before gevent patching: ssl" in lines[0]
+
+
+def test_config_module_next_to_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "deploy_conf.py").write_text("workers = 3\n")
+    result = greenserve("-c", "python:deploy_conf", "--print-config", cwd=tmp_path)
+    assert result.returncode == 0
+    assert any(line.split() == ["workers", "=", "3"] for line in result.stdout.splitlines())

@@ -424,3 +424,9 @@ def test_fast_parser_without_httptools_is_one_line(monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError, match="--http-parser fast needs httptools"):
         load_quiet(["--http-parser", "fast"])
     assert load_quiet(["--http-parser", "auto"])[0].http_parser == "auto"
+
+
+def test_umask_with_a_leading_zero_is_octal() -> None:
+    assert load_quiet(["-m", "0022"])[0].umask == 0o22
+    assert load_quiet(["-m", "0o007"])[0].umask == 0o7
+    assert load_quiet(["-m", "18"])[0].umask == 18

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -70,6 +71,10 @@ def read_config_file(location: str, *, explicit: bool) -> dict[str, object] | No
 
 
 def _module_globals(module: str) -> dict[str, object]:
+    # `python:conf.mod` names a module next to where greenserve runs, as with gunicorn,
+    # whether it was started as a console script or with `python -m`.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         return dict(vars(importlib.import_module(module)))
     except Exception as exc:

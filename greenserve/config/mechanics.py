@@ -33,6 +33,13 @@ def _root_path(value: object) -> str:
     return path.rstrip("/")
 
 
+def _umask(value: object) -> int:
+    text = str(value).strip()
+    if len(text) > 1 and text.startswith("0") and text.isdigit():
+        return int(text, 8)  # "0022": the way umasks are written, and gunicorn reads it
+    return to_int(value)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MechanicsSettings:
     """Server Mechanics."""
@@ -69,11 +76,12 @@ to this user right after it forks, before the app is imported.""",
 Like `--user`, for the group.""",
     )
     umask: int = setting(
-        "-m", "--umask", metavar="INT", default=0, convert=checked(to_int, at_least(0)),
+        "-m", "--umask", metavar="INT", default=0, convert=checked(_umask, at_least(0)),
         help="A bit mask for the file mode on files written by greenserve.",
         desc="""\
-Any value `int(value, 0)` accepts (`0o022`, `0x12`, `18`). Applied in the master, so it also
-sets the mode of unix sockets it creates, and inherited by the workers.""",
+Any value `int(value, 0)` accepts (`0o022`, `0x12`, `18`), and, as in gunicorn, a number
+with a leading zero is octal (`0022` is 18). Applied in the master, so it also sets the mode
+of unix sockets it creates, and inherited by the workers.""",
     )
     initgroups: bool = setting(
         "--initgroups", kind="switch", default=False, convert=to_bool,
