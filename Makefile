@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench docs clean
+.PHONY: run test lint typecheck unit bench docs clean autobahn
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,16 @@ typecheck: $(STAMP)
 ## (options through BENCH_ARGS, e.g. make bench BENCH_ARGS=--quick; see loadtests/README.md)
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
+
+## make autobahn: every Autobahn|Testsuite case against the WSGI echo (~15 min; not part of
+## test, which runs the fast core cases when wstest exists). The suite needs Python 2.7 with
+## virtualenv<20.22: PYTHON2 names it (e.g. PYTHON2="env PYENV_VERSION=2.7.18 python2.7").
+PYTHON2 ?= python2.7
+.venv-autobahn/bin/wstest:
+	$(PYTHON2) -m virtualenv .venv-autobahn
+	.venv-autobahn/bin/pip install -q autobahntestsuite
+autobahn: $(STAMP) .venv-autobahn/bin/wstest
+	AUTOBAHN_CASES=all $(BIN)/python -m pytest -q -s tests/test_websocket_autobahn.py
 
 docs: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[docs]'

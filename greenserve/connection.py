@@ -18,7 +18,14 @@ import gevent
 from gevent.socket import wait_write
 
 from .dates import http_date
-from .protocol.events import InboundEvent, ProtocolError, Request, Response
+from .protocol.events import (
+    Headers,
+    InboundEvent,
+    InformationalResponse,
+    ProtocolError,
+    Request,
+    Response,
+)
 from .protocol.writer import LocalProtocolError, reason_phrase
 from .streams import BodyError, ClientDisconnected, ConnectionInfo, InlineStream
 
@@ -60,6 +67,10 @@ class HTTPConnection:
         self.requests = 0
         self._deadline: float | None = None
         self._eof = False
+        self._held = b""  # a response head waiting for its first body bytes
+        self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
+        #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
+        self.upgraded = False
         #: (start time, request line) of the request being served, for the heartbeat
         self.current: tuple[float, str] | None = None
 
@@ -104,8 +115,9 @@ class HTTPConnection:
         if not limit:
             handler(stream)
             return
+        self._timer = gevent.Timeout(limit, RequestTimeout(limit))
         try:
-            with gevent.Timeout(limit, RequestTimeout(limit)):
+            with self._timer:
                 handler(stream)
         except RequestTimeout:
             log.error("Request timed out after %g s: %s", limit, self.current[1]
@@ -115,6 +127,8 @@ class HTTPConnection:
             self._reject(ProtocolError(504, "request timed out"))
             self.proto.close_after_response()
             raise ClientDisconnected("request timed out") from None
+        finally:
+            self._timer = None
 
     def _wait_for_head(self) -> InboundEvent | None:
         """Wait for the next request head: idle timeout first, then the header deadline."""
@@ -145,8 +159,10 @@ class HTTPConnection:
 
     def _finish_cycle(self, stream: InlineStream) -> bool:
         proto = self.proto
-        if not proto.response_complete:
-            return False  # the app failed mid-response: the framing is broken
+        if self.upgraded or not proto.response_complete:
+            # Another protocol ran on the socket, or the app failed mid-response (the
+            # framing is broken): either way no further HTTP request can follow.
+            return False
         if not proto.keep_alive or self.state.stopping:
             return False
         if not proto.request_complete and not self._drain():
@@ -199,6 +215,32 @@ class HTTPConnection:
             self._eof = True
         self.proto.receive_data(data)
 
+    # -- switching protocols ----------------------------------------------------------------
+    def prepare_upgrade(self) -> None:
+        """This request may switch the connection to another protocol (WebSocket).
+
+        Whatever the app answers, the connection is not reused for HTTP; ``--request-timeout``
+        stops applying (a WebSocket session is long-lived by design); and the socket loses
+        its timeout, since an app that speaks on it directly (``gunicorn.socket``) blocks in
+        ``recv`` between messages.
+        """
+        self.proto.close_after_response()
+        if self._timer is not None:
+            self._timer.cancel()
+        self.sock.settimeout(None)
+
+    def switch_protocols(self, headers: Headers) -> tuple[socket.socket, bytes]:
+        """Send ``101 Switching Protocols`` with ``headers`` and hand the socket over.
+
+        Returns the socket and the bytes already received past the request head; from here
+        on the caller reads and writes the socket itself, and the connection only closes it
+        once the handler returns.
+        """
+        self.write(self.proto.send(InformationalResponse(101, headers)))
+        self.upgraded = True
+        self.sock.settimeout(None)
+        return self.sock, self.proto.trailing_data
+
     # -- writing ----------------------------------------------------------------------------
     def send_head(self, response: Response) -> None:
         """Send a response head, adding the Date and Server headers."""
@@ -210,15 +252,24 @@ class HTTPConnection:
             headers.append((b"Server", self.state.server_header))
         if self.state.stopping:
             self.proto.close_after_response()
-        self.write(self.proto.send(Response(response.status_code, headers, response.reason)))
+        # Held back and sent with the first body bytes (or the end of the response): one
+        # send per small response instead of two.
+        self._held = self.proto.send(Response(response.status_code, headers, response.reason))
 
     def write(self, data: bytes) -> None:
-        """Send bytes; a stalled client gets ``--timeout`` seconds before it is dropped."""
+        """Send bytes (after any held response head); a stalled client gets ``--timeout``."""
+        if self._held:
+            data, self._held = self._held + data, b""
         if not data:
             return
-        self.sock.settimeout(self.state.send_timeout)
+        sock = self.sock
+        sock.settimeout(self.state.send_timeout)
         try:
-            self.sock.sendall(data)
+            # One plain send first: it usually takes everything, and gevent's sendall costs
+            # an extra getsockopt per call.
+            sent = sock.send(data)
+            if sent < len(data):
+                sock.sendall(memoryview(data)[sent:])
         except OSError as exc:
             raise ClientDisconnected(str(exc)) from exc
 
@@ -238,6 +289,7 @@ class HTTPConnection:
             and self.state.cfg.sendfile is not False
             and self.proto.body_passthrough(count)
         ):
+            self.write(b"")  # the held head goes first
             return self._zero_copy(fd_in, offset, count)
         return self._copy_file(fileobj, offset, count)
 

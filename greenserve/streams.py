@@ -7,6 +7,7 @@ buffered whole and ``100 Continue`` goes out only when the app first reads.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -109,3 +110,25 @@ class InlineStream:
         sent = self.conn.sendfile(fileobj, offset, count)
         self.bytes_sent += sent
         return sent
+
+    # -- switching protocols ----------------------------------------------------------------
+    @property
+    def sock(self) -> socket.socket:
+        """The client socket (``gunicorn.socket``), for apps that take the connection over."""
+        return self.conn.sock
+
+    @property
+    def upgraded(self) -> bool:
+        """101 was sent: the connection speaks another protocol and no response may follow."""
+        return self.conn.upgraded
+
+    def prepare_upgrade(self) -> None:
+        """The request may switch protocols: see :meth:`HTTPConnection.prepare_upgrade`."""
+        self.conn.prepare_upgrade()
+
+    def switch_protocols(self, headers: Headers) -> tuple[socket.socket, bytes]:
+        """Send 101 and take the socket over, with the bytes read past the request head."""
+        taken = self.conn.switch_protocols(headers)
+        self.status = 101
+        self.response_headers = headers
+        return taken

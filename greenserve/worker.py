@@ -22,7 +22,8 @@ import gevent.server
 import gevent.socket
 
 from . import __version__, health, hooks, logs, sockets
-from .app.wsgi import WSGIAdapter, WSGIApp
+from .app.runtime import AppStartupError, make_runtime
+from .app.wsgi import WSGIApp
 from .app.wsgi_environ import base_environ
 from .config import Config
 from .connection import HTTPConnection
@@ -87,7 +88,9 @@ class Worker:
         self.heartbeat = heartbeat
         self.state = WorkerState(cfg)
         self.state.worker = self
-        self.handler = WSGIAdapter(app, self.state)
+        #: the app's runtime, chosen once by interface (WSGI, ASGI); handler runs a request
+        self.runtime = make_runtime(app, self.state)
+        self.handler = self.runtime.handler
         self.pool = gevent.pool.Pool(cfg.worker_connections)
         self.connections: dict[gevent.Greenlet, HTTPConnection] = {}
         self.servers: list[gevent.server.StreamServer] = []
@@ -122,6 +125,10 @@ class Worker:
         if install_signals:  # a process of its own; not when embedded in a thread
             health.start_block_monitor(self.cfg.max_blocking_time)
         interval = min(1.0, self.cfg.timeout / 4) if self.cfg.timeout else 1.0
+        if not self._start_app(interval):
+            self.runtime.shutdown(False)
+            self.alive = False
+            return 0
         gevent.spawn(health.heartbeat_loop, self, self.heartbeat, interval)
         for sock in self.listeners:
             listener = _as_gevent(sock)
@@ -136,8 +143,28 @@ class Worker:
             self.on_ready()
         self._stop.wait()
         self._shutdown()
+        self.runtime.shutdown(self._graceful)  # ASGI: lifespan shutdown, then the loop
         self.alive = False
         return 0
+
+    def _start_app(self, interval: float) -> bool:
+        """Hook point: the app's own startup, before any listener accepts (ASGI lifespan).
+
+        The heartbeat keeps beating, not ready, while it runs. A failure stops the worker
+        as a boot failure (the master reports it); False when a stop came first.
+        """
+        def tick() -> bool:
+            if self.heartbeat is not None:
+                self.heartbeat.beat(ready=False)
+            return not self._stop.is_set()
+
+        try:
+            return self.runtime.startup(tick, interval)
+        except AppStartupError as exc:
+            from .arbiter import WORKER_BOOT_ERROR
+
+            log.error("Worker failed to boot (pid: %s): %s", self.pid, exc)
+            raise SystemExit(WORKER_BOOT_ERROR) from None
 
     def _install_signals(self) -> None:
         gevent.signal_handler(signal.SIGTERM, self.request_stop, True)

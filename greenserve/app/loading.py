@@ -146,7 +146,9 @@ def load_app(cfg: Config) -> Callable[..., Any]:
     if not cfg.app_uri:
         raise AppLoadError("No application module specified.")
     extend_sys_path(cfg)
-    return import_app(cfg.app_uri)
+    app = import_app(cfg.app_uri)
+    detect_interface(app, cfg.interface)  # a wrong --interface fails here, in one line
+    return app
 
 
 def import_app(uri: str) -> Callable[..., Any]:
@@ -213,3 +215,77 @@ def _call_factory(factory: object, ref: AppRef) -> object:
     except Exception as exc:
         message = _raised(f"Failed to call {ref.expression!r}", exc)
         raise AppLoadError(message, user_error=exc) from exc
+
+
+# -- the interface: WSGI, ASGI 3 or ASGI 2 -----------------------------------------------------
+_DESCRIBED = {"wsgi": "a WSGI application", "asgi": "an ASGI 3 application",
+              "asgi2": "an ASGI 2 (double-callable) application"}
+_ARITY = {"asgi2": 1, "wsgi": 2, "asgi": 3}
+
+
+def detect_interface(app: object, wanted: str = "auto") -> str:
+    """``"wsgi"``, ``"asgi"`` (ASGI 3) or ``"asgi2"``, decided once from the app object.
+
+    ``wanted`` is ``--interface``: ``auto`` takes the guess; an explicit value wins over an
+    uncertain guess, and raises :class:`AppLoadError` (one line) when the app certainly has
+    another shape (an ``async def`` app served as WSGI, a 2-argument callable as ASGI...).
+    """
+    if wanted == "asgi3":
+        wanted = "asgi"
+    found, why, certain = _guess_interface(app)
+    if wanted in ("auto", found):
+        return found
+    if certain:
+        raise AppLoadError(
+            f"--interface {wanted} does not fit the application: it is {_DESCRIBED[found]} "
+            f"({why}); use --interface {found} or auto."
+        )
+    return wanted
+
+
+def _guess_interface(app: object) -> tuple[str, str, bool]:
+    """(interface, why, certain) for ``app``."""
+    if getattr(app, "_asgi_single_callable", False):
+        return "asgi", "marked _asgi_single_callable", True
+    if getattr(app, "_asgi_double_callable", False):
+        return "asgi2", "marked _asgi_double_callable", True
+    if inspect.isclass(app):
+        if _is_coroutine_function(_class_call(app)):
+            return "asgi2", "a class with an async __call__", True
+        if hasattr(app, "__await__"):
+            return "asgi", "an awaitable class", True
+    elif _is_coroutine_function(app) or _is_coroutine_function(_class_call(type(app))):
+        return "asgi", "async def", True
+    fits = [name for name, arity in _ARITY.items() if _accepts(app, arity)]
+    if len(fits) == 1:
+        return fits[0], f"it takes {_ARITY[fits[0]]} positional argument(s)", True
+    return "wsgi", "a plain callable", False
+
+
+def _class_call(cls: type) -> object:
+    """``cls.__call__`` as defined by the class (not ``type.__call__`` of a metaclass)."""
+    for klass in cls.__mro__:
+        if "__call__" in vars(klass):
+            return vars(klass)["__call__"]
+    return None
+
+
+def _is_coroutine_function(func: object) -> bool:
+    if func is None:
+        return False
+    if inspect.iscoroutinefunction(func):
+        return True
+    # asgiref's markcoroutinefunction() on Python < 3.12 marks sync callables this way.
+    marker = getattr(sys.modules.get("asyncio.coroutines"), "_is_coroutine", None)
+    return marker is not None and getattr(func, "_is_coroutine", None) is marker
+
+
+def _accepts(app: object, count: int) -> bool:
+    """Whether ``app`` can be called with ``count`` positional arguments."""
+    try:
+        inspect.signature(app).bind(*([None] * count))  # type: ignore[arg-type]
+    except TypeError:
+        return False
+    except ValueError:
+        return True  # no signature (a builtin): cannot tell
+    return True

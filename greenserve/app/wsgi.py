@@ -11,8 +11,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.events import Headers
+from ..protocol.websocket import HandshakeRejection
 from ..protocol.writer import LocalProtocolError
 from ..streams import ClientDisconnected, InlineStream
+from .websocket import WebSocket, WebSocketOptions, attach_websocket
 from .wsgi_environ import HeaderRefused, build_environ
 from .wsgi_input import WSGIInput
 
@@ -74,11 +76,15 @@ class WSGIResponder:
         self.send(data)
 
     def send(self, data: bytes) -> None:
+        if self.stream.upgraded:
+            return  # the app switched to WebSocket: its HTTP response is dropped
         if not self.head_sent:
             self.send_head()
         self.stream.send_data(data)
 
     def send_head(self, length: int | None = None) -> None:
+        if self.stream.upgraded:
+            return
         if self.status is None:
             raise AssertionError("the app returned a body before calling start_response")
         headers = self.headers
@@ -99,6 +105,7 @@ class WSGIAdapter:
     def __init__(self, app: WSGIApp, state: WorkerState) -> None:
         self.app = app
         self.state = state
+        self.ws_options = WebSocketOptions.from_state(state)
 
     def __call__(self, stream: InlineStream) -> None:
         started = time.monotonic()
@@ -112,6 +119,9 @@ class WSGIAdapter:
             return
         environ["wsgi.input"] = WSGIInput(stream)
         environ["wsgi.file_wrapper"] = FileWrapper
+        # gunicorn's key: simple-websocket, Flask-Sock and python-engineio take the socket
+        # from it to do their own WebSocket handshake.
+        environ["gunicorn.socket"] = stream.sock
         req = self._request_info(stream, environ)
         try:
             if req is None or self._pre_request(req, environ, responder):
@@ -144,19 +154,31 @@ class WSGIAdapter:
         return True
 
     def _run(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
-        stream = responder.stream
+        ws = attach_websocket(responder.stream, environ, self.ws_options)
+        if isinstance(ws, HandshakeRejection):
+            log.info("refused WebSocket handshake: %d %s", ws.status_code, ws.reason)
+            _simple_response(responder, ws.status_code, ws.reason, ws.headers)
+            return
         try:
             result = self.app(environ, responder.start_response)
             try:
-                _send_result(result, responder)
+                _respond(result, responder, ws)
             finally:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            stream.end()
+        except StopIteration:
+            # gunicorn's signal that the app took the socket over and the connection must
+            # close without a response: simple-websocket (Flask-Sock, python-engineio)
+            # raises it at the end of a session it ran over ``gunicorn.socket``.
+            raise ClientDisconnected("the application took over the connection") from None
         except ClientDisconnected:
             raise
         except Exception:
+            if ws is not None and ws.accepted:
+                log.exception("Error in WebSocket application %s", environ.get("RAW_URI", "?"))
+                ws.finish(failed=True)
+                return
             self._app_failed(environ, responder)
 
     def _app_failed(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
@@ -166,6 +188,27 @@ class WSGIAdapter:
             raise ClientDisconnected("application failed after the response started")
         responder.status = None
         _simple_response(responder, 500, "Internal Server Error")
+
+
+def _respond(result: Iterable[bytes] | None, responder: WSGIResponder,
+             ws: WebSocket | None) -> None:
+    """Send the app's response, or end its WebSocket session when it used one."""
+    if ws is None:
+        assert result is not None, "the application returned None"
+        _send_result(result, responder)
+        responder.stream.end()
+        return
+    if not ws.accepted and responder.status is None and not result:
+        ws.accept()  # returned without a word: gevent-websocket had accepted already
+    if ws.accepted:
+        for _ in result or ():
+            pass  # gevent-websocket runs the iterable and ignores it
+    else:
+        _send_result(result or (), responder)  # an HTTP answer instead of the upgrade
+    if ws.accepted:
+        ws.finish()
+    else:
+        responder.stream.end()
 
 
 def _send_result(result: Iterable[bytes], responder: WSGIResponder) -> None:
@@ -204,10 +247,13 @@ def _send_file(wrapper: FileWrapper, responder: WSGIResponder) -> None:
     responder.stream.sendfile(filelike, offset, length)
 
 
-def _simple_response(responder: WSGIResponder, status: int, message: str) -> None:
+def _simple_response(responder: WSGIResponder, status: int, message: str,
+                     headers: Headers | None = None) -> None:
     body = f"{status} {message}\n".encode()
+    extra = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in headers or []]
     responder.start_response(
-        f"{status} {HTTPStatus(status).phrase}", [("Content-Type", "text/plain; charset=utf-8")]
+        f"{status} {HTTPStatus(status).phrase}",
+        [("Content-Type", "text/plain; charset=utf-8"), *extra],
     )
     try:
         responder.send_head(len(body))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .spec import at_least, checked, setting, to_float, to_int, to_opt_str
+from .spec import at_least, checked, setting, to_float, to_int, to_opt_str, to_str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,4 +66,33 @@ The request's greenlet is interrupted (at its next cooperative point) and the cl
 504 Gateway Timeout, or the connection is closed if the response had already started. The
 worker keeps serving other requests. Code that never yields cannot be interrupted: that is
 what `--timeout` (the heartbeat) is for.""",
+    )
+    ws_ping_interval: float = setting(
+        "--ws-ping-interval", metavar="SECONDS", default=0.0,
+        convert=checked(to_float, at_least(0)), gunicorn=False,
+        help="Ping each WebSocket client this often (0 = never).",
+        desc="""\
+Server pings keep idle WebSocket connections open through proxies and load balancers that
+drop silent connections, and find clients that vanished without closing. Pings from the
+client are always answered, whatever this setting.""",
+    )
+    ws_ping_timeout: float = setting(
+        "--ws-ping-timeout", metavar="SECONDS", default=20.0,
+        convert=checked(to_float, at_least(0)), gunicorn=False,
+        help="Close a WebSocket whose client sends nothing within this long of a ping.",
+        desc="""\
+Used with `ws_ping_interval`: when nothing at all (a pong or any other frame) arrives from
+the client within this many seconds of a server ping, the connection is closed with code
+1011. 0 sends the pings without checking for an answer.""",
+    )
+    interface: str = setting(
+        "--interface", metavar="STRING", default="auto",
+        choices=("auto", "wsgi", "asgi", "asgi3", "asgi2"), convert=to_str, gunicorn=False,
+        help="The application interface: auto, wsgi, asgi (ASGI 3) or asgi2.",
+        desc="""\
+Decided once, when the app is loaded. `auto` serves an `async def` callable (or an object
+whose `__call__` is one) as ASGI 3, a class with an async `__call__` as ASGI 2, and
+anything else as WSGI. An explicit value overrides the guess, but an app that certainly
+has another shape (an `async def` app as `wsgi`, a two-argument callable as `asgi`) is
+refused with a one-line error. `asgi3` is accepted as uvicorn's name for `asgi`.""",
     )

@@ -247,10 +247,6 @@ class Pending:
 _PENDING_TABLE = """
 [Worker Processes]
 threads                             --threads                               value
-asgi_loop                           --asgi-loop                             value
-asgi_lifespan                       --asgi-lifespan                         value
-asgi_disconnect_grace_period        --asgi-disconnect-grace-period          value
-websocket_max_message_size          --websocket-max-message-size            value
 [Debugging]
 reload                              --reload                                switch
 reload_engine                       --reload-engine                         value

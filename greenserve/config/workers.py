@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .spec import at_least, checked, setting, to_int, to_str
+from .spec import at_least, checked, setting, to_float, to_int, to_str
 
 #: ``--worker-class`` values that name a gevent worker; greenserve's worker serves them all.
 GEVENT_WORKER_CLASSES = frozenset({
@@ -14,7 +14,18 @@ GEVENT_WORKER_CLASSES = frozenset({
     "gunicorn.workers.ggevent.GeventWorker",
     "gunicorn.workers.ggevent.GeventPyWSGIWorker",
     "greenserve.worker.Worker",
+    # ASGI workers: greenserve's worker serves ASGI apps on its own loop (--interface auto)
+    "asgi", "gunicorn.workers.gasgi.ASGIWorker",
+    "uvicorn.workers.UvicornWorker", "uvicorn.workers.UvicornH11Worker",
+    "uvicorn_worker.UvicornWorker", "uvicorn_worker.UvicornH11Worker",
 })
+
+
+def _advise_asgi_loop(value: str) -> str | None:
+    if value == "uvloop":
+        return ("--asgi-loop uvloop: uvloop blocks inside libuv and cannot run on a gevent "
+                "hub; greenserve runs its asyncio loop instead")
+    return None
 
 
 def _advise_worker_class(value: str) -> str | None:
@@ -48,8 +59,9 @@ otherwise one worker per CPU core (one hub can only use one core).""",
         help="Accepted for gunicorn compatibility; greenserve always runs its gevent worker.",
         desc="""\
 `gevent`, `gevent_wsgi`, `gevent_pywsgi` and the matching gunicorn class paths are accepted
-silently. Any other value (`sync`, `gthread`, `asgi`, a class path) is accepted with a
-warning, and greenserve's gevent worker runs anyway.""",
+silently, and so are the ASGI workers (`asgi`, `uvicorn.workers.UvicornWorker`...): the gevent
+worker serves ASGI apps too (see `interface`). Any other value (`sync`, `gthread`, a class
+path) is accepted with a warning, and greenserve's gevent worker runs anyway.""",
         deviation="gunicorn's default is 'sync'; greenserve is a gevent server, so it is 'gevent'.",
     )
     worker_connections: int = setting(
@@ -101,6 +113,16 @@ finish the requests they are serving before they are killed.""",
 How long an idle keep-alive connection stays open waiting for its next request. Behind a
 load balancer, set it above the balancer's idle timeout. 0 closes after each response.""",
     )
+    websocket_max_message_size: int = setting(
+        "--websocket-max-message-size", metavar="INT", default=16777216,
+        convert=checked(to_int, at_least(0)),
+        help="The largest WebSocket message accepted, in bytes (0 = no limit).",
+        desc="""\
+A message from the client is reassembled from its frames up to this size; a larger one
+closes the connection with code 1009 (message too big) without buffering the rest. It
+applies to the size after permessage-deflate decompression. 0 removes the limit, which lets
+one client make the worker buffer any amount of memory.""",
+    )
     http_parser: str = setting(
         "--http-parser", metavar="STRING", default="auto",
         choices=("auto", "fast", "python"), convert=to_str,
@@ -108,4 +130,35 @@ load balancer, set it above the balancer's idle timeout. 0 closes after each res
         desc="""\
 `python` uses the h11-based parser; `fast` uses the C parser (httptools) and fails at start
 when it is not installed; `auto` uses the fast parser when available.""",
+    )
+    asgi_loop: str = setting(
+        "--asgi-loop", metavar="STRING", default="auto",
+        choices=("auto", "asyncio", "uvloop"), convert=to_str, advise=_advise_asgi_loop,
+        help="The event loop for ASGI apps: auto or asyncio (uvloop is refused with a warning).",
+        desc="""\
+ASGI apps run on one asyncio loop per worker, driven by the worker's gevent hub. `auto` and
+`asyncio` both mean that loop. `uvloop` is accepted for gunicorn compatibility with a
+warning: uvloop waits inside libuv, where the gevent hub cannot run, so greenserve uses its
+asyncio loop anyway. (gunicorn's `auto` picks uvloop when it is installed.)""",
+    )
+    asgi_lifespan: str = setting(
+        "--asgi-lifespan", metavar="STRING", default="auto",
+        choices=("auto", "on", "off"), convert=to_str,
+        help="The ASGI lifespan protocol: auto, on or off.",
+        desc="""\
+With `auto` and `on` each worker runs the app's lifespan startup before it accepts
+connections, and its shutdown on a graceful stop; the `state` the app fills at startup is
+shallow-copied into every request's scope. `auto` treats an app that raises at startup as
+not supporting lifespan (Django does), `on` treats it as a failure. A startup that fails
+(`lifespan.startup.failed`, or an exception with `on`) or that does not finish within
+`timeout` seconds stops the worker as a boot failure. `off` never runs it.""",
+    )
+    asgi_disconnect_grace_period: float = setting(
+        "--asgi-disconnect-grace-period", metavar="INT", default=3,
+        convert=checked(to_float, at_least(0)),
+        help="Seconds an ASGI app has to finish after its client disconnects.",
+        desc="""\
+When a client goes away during a request, the app's `receive()` returns `http.disconnect`
+and `send()` does nothing; if the app's task is still running after this many seconds it is
+cancelled. 0 cancels at once. Fractions (`0.5`) are accepted too.""",
     )

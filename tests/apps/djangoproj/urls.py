@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from . import views
+from . import async_views, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -14,4 +14,10 @@ urlpatterns = [
     path("stream/", views.stream),
     path("source/", views.source),
     path("boom/", views.boom),
+    path("ws/echo/", views.ws_echo),
+    path("async/orm/", async_views.async_orm),
+    path("async/sleep/", async_views.async_sleep),
+    path("asyncio/hold/", async_views.hold_loop),
+    path("asyncio/orm/", async_views.orm_count),
+    path("asyncio/bridge/", async_views.sync_bridge),
 ]

@@ -84,3 +84,14 @@ def source(request: HttpRequest) -> FileResponse:
 
 def boom(request: HttpRequest) -> HttpResponse:
     raise RuntimeError("django view exploded")
+
+
+def ws_echo(request: HttpRequest) -> HttpResponse:
+    """A WebSocket view on plain Django (docs/how-to/websocket.md): ``wsgi.websocket``."""
+    ws = request.environ.get("wsgi.websocket")
+    if ws is None:
+        return HttpResponse("WebSocket only", status=400)
+    ws.send(f"hello {request.path}")
+    while (message := ws.receive()) is not None:
+        ws.send(message)
+    return HttpResponse()  # dropped: the connection has switched to WebSocket

@@ -1,0 +1,484 @@
+"""One ASGI HTTP request/response cycle, split between the loop and the connection greenlet.
+
+The app's task runs on the worker's loop (:mod:`.bridge`); the connection greenlet that
+parsed the request waits in :meth:`HTTPCycle.serve` until the task is done, doing the I/O
+that would block. The common cases need no crossing at all:
+
+- ``receive()`` returns body bytes the parser already holds without leaving the loop; only
+  when more must be read from the socket does it ask the connection greenlet (``READ``),
+  which also sends ``100 Continue`` on that first read.
+- ``send()`` serialises with the connection's sans-io protocol object (the connection
+  greenlet is parked, so nothing touches it concurrently) and writes with one non-blocking
+  ``send()``. Only what the kernel did not take goes to the connection greenlet (``WRITE``,
+  a ``sendall`` under ``--timeout``); awaiting that is the backpressure a slow client puts
+  on the app. The head waits for the first body message, so small responses are one write,
+  with a Content-Length when the whole body came in that message. Under TLS there is no
+  direct write (the bytes must go through the TLS layer): every write crosses.
+
+Disconnects: a failed write or read, or, once the request body is complete and the app is
+waiting in ``receive()`` (or has run longer than a sweep interval), a hub watcher that sees
+EOF on the socket (``recv(MSG_PEEK)``). Then ``receive()`` returns ``http.disconnect``,
+``send()`` becomes a no-op (spec 2.3, as uvicorn) and the task is cancelled if it is still
+running ``--asgi-disconnect-grace-period`` seconds later.
+
+Two socket calls live here rather than in ``connection.py``, both non-blocking and on the
+raw socket: the fast-path ``send()`` and the EOF peek. Moving them behind two small
+``HTTPConnection`` methods is the plan once that module is free to change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..dates import http_date
+from ..protocol.events import (
+    Data,
+    EndOfMessage,
+    InformationalResponse,
+    ProtocolError,
+    Response,
+)
+from ..protocol.writer import status_has_body
+from ..streams import BodyError, ClientDisconnected, InlineStream
+from .bridge import LoopBridge, Mailbox, settle, settle_exception, watch_readable
+
+if TYPE_CHECKING:
+    from .adapter import ASGIAdapter
+
+log = logging.getLogger("greenserve.error")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+
+READ, WRITE, FILE, DONE = "read", "write", "file", "done"
+_DISCONNECT: Message = {"type": "http.disconnect"}
+_GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
+                          errno.ECONNABORTED, errno.EBADF})
+_SERVER_ERROR = b"500 Internal Server Error\n"
+
+
+def raw_sockets(sock: Any) -> tuple[socket.socket | None, socket.socket]:
+    """(the socket to write to without blocking, the socket to peek at) under a gevent one.
+
+    Both are the OS-level, non-blocking TCP socket, except that a TLS connection has no
+    direct-write socket: its bytes must go through the TLS layer (``conn.write``).
+    """
+    raw = getattr(sock, "_sock", None)
+    if raw is None:
+        raise TypeError(f"expected a gevent socket, got {type(sock).__name__}")
+    tls = hasattr(sock, "_sslobj") or hasattr(sock, "do_handshake")
+    return (None if tls else raw), raw
+
+
+class HTTPCycle:
+    """State shared by the loop side (receive/send/run) and the greenlet side (serve)."""
+
+    def __init__(self, adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any]) -> None:
+        self.adapter = adapter
+        self.bridge: LoopBridge = adapter.bridge
+        self.stream = stream
+        self.conn = stream.conn
+        self.proto = stream.conn.proto
+        self.request = stream.request
+        self.scope = scope
+        self.mailbox = Mailbox()
+        #: direct non-blocking writes (None under TLS), and EOF peeks
+        self.raw, self.peek_sock = raw_sockets(stream.conn.sock)
+        self.task: asyncio.Task[Any] | None = None
+        # request side
+        self.body_done = False
+        #: nothing more should come from the client once the head is in (no request body)
+        self.quiet = not (self.request.chunked or self.request.content_length)
+        self.aged = False  # seen by one sweep of the adapter already
+        self.first_read = True
+        self.body_error: BodyError | None = None
+        self.disconnected = False
+        self._waiters: list[asyncio.Future[Message]] = []
+        self._stop_watch: Callable[[], None] | None = None
+        # response side
+        self.started = False
+        self.head_sent = False
+        self.complete = False
+        self.failed = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailers: list[tuple[bytes, bytes]] | None = None  # set: trailers expected
+        self.body_sent = False
+        self.task_done = False
+        self.finished = False  # the connection greenlet got DONE
+
+    # -- the loop side: the task -----------------------------------------------------------
+    async def run(self) -> None:
+        """The app's task: call it, then make sure the response is finished or failed."""
+        self.task = asyncio.current_task()
+        try:
+            if self.finished:
+                return  # abandoned (timeout, kill) before it could start
+            await self.adapter.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            await self._app_raised(exc)
+        else:
+            await self._app_returned()
+        finally:
+            self.task_done = True
+            self._end_watch()
+            self.mailbox.put((DONE, None, None))
+
+    async def _app_raised(self, exc: BaseException) -> None:
+        if self.disconnected or isinstance(exc, asyncio.CancelledError) or _is_disconnect(exc):
+            log.debug("ASGI app ended after the client went away: %r", exc)
+            self.failed = not self.complete
+            return
+        log.error("Exception in ASGI application %s", _target(self.request), exc_info=exc)
+        if self.head_sent:
+            self.failed = True  # the head is out: only closing the connection is honest
+        else:
+            await self._send_error()
+
+    async def _app_returned(self) -> None:
+        if self.complete or self.disconnected or self.body_error is not None:
+            return
+        if not self.head_sent:
+            log.error("ASGI callable returned without %s response: %s",
+                      "completing" if self.started else "starting", _target(self.request))
+            await self._send_error()
+        else:
+            log.error("ASGI callable returned without completing response: %s",
+                      _target(self.request))
+            self.failed = True
+
+    async def _send_error(self) -> None:
+        """Answer 500 (the head has not gone out); close instead if even that fails."""
+        self.status, self.trailers = 500, None
+        self.headers = [(b"content-type", b"text/plain; charset=utf-8")]
+        self.started = True
+        try:
+            out = self._head(len(_SERVER_ERROR)) + self.proto.send(Data(_SERVER_ERROR))
+            out += self.proto.send(EndOfMessage())
+        except Exception:
+            log.exception("could not send the 500 response")
+            self.failed = True
+            return
+        self._finish()
+        await self._write(out)
+
+    # -- receive -------------------------------------------------------------------------------
+    async def receive(self) -> Message:
+        """The next ``http.request`` piece, then ``http.disconnect`` once the client leaves."""
+        message = await self._receive()
+        # _DISCONNECT is a shared sentinel: the app gets a dict of its own.
+        return {"type": "http.disconnect"} if message is _DISCONNECT else message
+
+    async def _receive(self) -> Message:
+        if self.disconnected or self.complete:
+            return _DISCONNECT
+        if not self.body_done:
+            if not (self.first_read and self.request.expect_continue):
+                message = self._buffered_body()
+                if message is _DISCONNECT:
+                    self.client_gone()
+                if message is not None:
+                    return message
+            return await self._ask(READ, None) or _DISCONNECT
+        return await self._wait_for_disconnect()
+
+    def _buffered_body(self) -> Message | None:
+        """Body the parser already holds, without I/O (either side may call it)."""
+        chunks: list[bytes] = []
+        while True:
+            event = self.proto.next_event()
+            if isinstance(event, Data):
+                chunks.append(event.data)
+                continue
+            if isinstance(event, EndOfMessage):
+                self._body_complete()
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            if isinstance(event, ProtocolError):
+                self.body_error = BodyError(event)
+                return _DISCONNECT
+            break
+        if not chunks:
+            return None
+        self.first_read = False
+        return {"type": "http.request", "body": b"".join(chunks), "more_body": True}
+
+    def _body_complete(self) -> None:
+        self.body_done = self.stream.body_done = True
+        self.first_read = False
+
+    async def _wait_for_disconnect(self) -> Message:
+        """Nothing more will come from the client: wait until it leaves or we answer."""
+        if self._stop_watch is None:
+            self.watch()
+        fut: asyncio.Future[Message] = self.bridge.loop.create_future()
+        self._waiters.append(fut)
+        try:
+            return await fut
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+
+    def _release_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            settle(fut, _DISCONNECT)
+
+    # -- disconnect detection -----------------------------------------------------------------
+    def watch(self) -> None:
+        """Start watching the socket for EOF (the request body is complete by now)."""
+        if self._stop_watch is not None or self.disconnected or self.task_done:
+            return
+        if self.proto.trailing_data:
+            return  # a pipelined request is waiting: the client is still there
+        self._stop_watch = watch_readable(self.peek_sock.fileno(), self._peek)
+
+    def _peek(self) -> None:
+        """Hub callback: readable after the body means EOF, a reset, or a pipelined request."""
+        try:
+            data = self.peek_sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        self._end_watch()
+        if not data:
+            self.bridge.call_soon(self.client_gone)
+
+    def _end_watch(self) -> None:
+        stop, self._stop_watch = self._stop_watch, None
+        if stop is not None:
+            stop()
+
+    def client_gone(self) -> None:
+        """(loop) The client went away: tell the app, and cancel it after the grace period."""
+        if self.disconnected:
+            self._release_waiters()
+            return
+        self.disconnected = True
+        self._release_waiters()
+        task = self.task
+        if task is not None and not task.done():
+            grace = self.adapter.grace_period
+            if grace > 0:
+                self.bridge.loop.call_later(grace, self._cancel_task)
+            else:
+                self._cancel_task()
+
+    def _cancel_task(self) -> None:
+        task = self.task
+        if task is not None and not task.done():
+            log.debug("cancelling the ASGI task of %s: the client left", _target(self.request))
+            task.cancel()
+
+    # -- send ------------------------------------------------------------------------------------
+    async def send(self, message: Message) -> None:
+        """Handle one response message; a no-op once the client is gone (spec 2.3)."""
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if kind == "http.response.body":
+            await self._send_body(message)
+        elif kind == "http.response.start":
+            self._start(message)
+        elif kind == "http.response.trailers":
+            await self._send_trailers(message)
+        elif kind == "http.response.pathsend":
+            await self._send_path(message)
+        elif kind == "http.response.early_hint":
+            await self._send_early_hint(message)
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} for an HTTP response")
+
+    def _start(self, message: Message) -> None:
+        if self.started:
+            raise RuntimeError("Unexpected ASGI message 'http.response.start': the response "
+                               "has already started")
+        self.started = True
+        self.status = int(message["status"])
+        self.headers = list(message.get("headers", ()))
+        if message.get("trailers", False):
+            self.trailers = []
+
+    async def _send_body(self, message: Message) -> None:
+        if not self.started:
+            raise RuntimeError("Expected ASGI message 'http.response.start', got "
+                               "'http.response.body'")
+        if self.body_sent:
+            raise RuntimeError("Unexpected ASGI message 'http.response.body' after the body "
+                               "was complete")
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        out = b""
+        if not self.head_sent:
+            out = self._head(None if more or self.trailers is not None else len(body))
+        if body:
+            out += self.proto.send(Data(body))
+            self.stream.bytes_sent += len(body)
+        if not more:
+            self.body_sent = True
+            if self.trailers is None:
+                out += self.proto.send(EndOfMessage())
+                self._finish()
+        await self._write(out)
+
+    async def _send_trailers(self, message: Message) -> None:
+        if self.trailers is None or not self.body_sent:
+            raise RuntimeError("Unexpected ASGI message 'http.response.trailers': trailers "
+                               "must be announced in http.response.start and follow the body")
+        self.trailers.extend(message.get("headers", ()))
+        if message.get("more_trailers", False):
+            return
+        out = self.proto.send(EndOfMessage(trailers=self.trailers))
+        self._finish()
+        await self._write(out)
+
+    async def _send_path(self, message: Message) -> None:
+        if not self.started or self.head_sent:
+            raise RuntimeError("Unexpected ASGI message 'http.response.pathsend': it must "
+                               "follow http.response.start and carry the whole body")
+        self.body_sent = True
+        await self._ask(FILE, os.fspath(message["path"]))
+        self._finish()
+
+    async def _send_early_hint(self, message: Message) -> None:
+        if self.head_sent:
+            return  # too late for hints: the final response is out
+        links = message.get("links", ())
+        await self._write(self.proto.send(
+            InformationalResponse(103, [(b"link", bytes(link)) for link in links])))
+
+    def _head(self, length: int | None) -> bytes:
+        """Serialise the response head; ``length`` adds a Content-Length if the app gave none."""
+        headers = self.headers
+        missing_date = missing_server = True
+        for name, _ in headers:
+            lname = name.lower()
+            if lname == b"content-length":
+                length = None
+            elif lname == b"date":
+                missing_date = False
+            elif lname == b"server":
+                missing_server = False
+        headers = list(headers)
+        if length is not None and status_has_body(self.status, self.request.method):
+            headers.append((b"content-length", b"%d" % length))
+        if missing_date:
+            headers.append((b"date", http_date()))
+        if missing_server:
+            headers.append((b"server", self.adapter.state.server_header))
+        if self.adapter.state.stopping:
+            self.proto.close_after_response()
+        data = self.proto.send(Response(self.status, headers))
+        self.head_sent = True
+        self.stream.status, self.stream.response_headers = self.status, headers
+        return data
+
+    def _finish(self) -> None:
+        self.complete = True
+        self._release_waiters()
+
+    async def _write(self, data: bytes) -> None:
+        """Write now if the kernel takes it; otherwise the connection greenlet does (await)."""
+        if not data or self.disconnected:
+            return
+        if self.raw is None:  # TLS: the connection greenlet writes through the TLS layer
+            await self._ask(WRITE, data)
+            return
+        try:
+            sent = self.raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            if exc.errno not in _GONE_ERRNOS:
+                log.debug("write failed: %s", exc)
+            self.client_gone()
+            return
+        if sent < len(data):
+            await self._ask(WRITE, memoryview(data)[sent:])
+
+    async def _ask(self, kind: str, payload: Any) -> Message | None:
+        """Hand ``kind`` to the connection greenlet and await its answer."""
+        fut: asyncio.Future[Message | None] = self.bridge.loop.create_future()
+        self.mailbox.put((kind, payload, fut))
+        try:
+            result = await fut
+        except ClientDisconnected:
+            self.client_gone()
+            return _DISCONNECT
+        if result is _DISCONNECT:
+            self.client_gone()
+        return result
+
+    # -- the connection greenlet's side ----------------------------------------------------
+    def serve(self) -> None:
+        """Do the blocking I/O the task asks for until it is done (or abandoned)."""
+        get = self.mailbox.get
+        while True:
+            kind, payload, fut = get()
+            if kind == DONE:
+                self.finished = True
+                return
+            try:
+                if kind == WRITE:
+                    self.conn.write(bytes(payload))
+                    result: Any = None
+                elif kind == READ:
+                    result = self._read()
+                else:
+                    self._send_file(payload)
+                    result = None
+            except (ClientDisconnected, TimeoutError) as exc:
+                result = _DISCONNECT
+                if isinstance(exc, BodyError):
+                    self.body_error = exc
+            except Exception as exc:
+                self.bridge.call_soon(settle_exception, fut, exc)
+                continue
+            self.bridge.call_soon(settle, fut, result)
+
+    def _read(self) -> Message:
+        data = self.stream.receive()  # blocking; 100 Continue on the first call
+        self.first_read = False
+        if not data:
+            self._body_complete()
+            return {"type": "http.request", "body": b"", "more_body": False}
+        more = self._buffered_body()
+        if more is None:
+            return {"type": "http.request", "body": data, "more_body": True}
+        if more is _DISCONNECT:
+            return more
+        more["body"] = data + more["body"]
+        return more
+
+    def _send_file(self, path: str) -> None:
+        with open(path, "rb") as fileobj:
+            size = os.fstat(fileobj.fileno()).st_size
+            self.conn.write(self._head(size))
+            if status_has_body(self.status, self.request.method):
+                self.stream.sendfile(fileobj, 0, size)
+        self.conn.write(self.proto.send(EndOfMessage()))
+
+    def abandon(self) -> None:
+        """The connection greenlet stops waiting (timeout, kill): the app must let go."""
+        self.disconnected = True
+        self.finished = True
+        self._end_watch()
+        self.bridge.call_soon(self.client_gone)
+        self.bridge.call_soon(self._cancel_task)
+
+
+def _is_disconnect(exc: BaseException) -> bool:
+    """Exceptions apps raise because the client left (ours, Starlette's ClientDisconnect)."""
+    return isinstance(exc, ClientDisconnected) or type(exc).__name__ == "ClientDisconnect"
+
+
+def _target(request: Any) -> str:
+    return f"{request.method.decode('latin-1')} {request.target[:200].decode('latin-1')}"

@@ -1,0 +1,98 @@
+"""Building ASGI scopes from a request head. Pure: no I/O, no asyncio."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from ..app.wsgi_environ import split_target
+from ..protocol.events import Request
+from ..streams import ConnectionInfo
+
+if TYPE_CHECKING:
+    from ..worker import WorkerState
+
+#: The ASGI version and HTTP spec version greenserve implements. "2.3", not "2.4": with 2.4
+#: Starlette's StreamingResponse stops listening for http.disconnect and relies on send()
+#: raising instead, and an endless generator is then never cancelled (study, finding 7).
+ASGI_VERSION = "3.0"
+SPEC_VERSION = "2.3"
+LIFESPAN_SPEC_VERSION = "2.0"
+
+Scope = dict[str, Any]
+
+# gunicorn's default secure_scheme_headers, lower-cased for ASGI header names.
+_SECURE = {b"x-forwarded-protocol": b"ssl", b"x-forwarded-proto": b"https",
+           b"x-forwarded-ssl": b"on"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+
+
+class ScopeBuilder:
+    """What is the same for every HTTP scope of a worker, and :meth:`http` for one request."""
+
+    def __init__(self, state: WorkerState, lifespan_state: dict[str, Any]) -> None:
+        self.forwarded_allow = state.forwarded_allow
+        self.root_path: str = state.cfg.root_path
+        self.root_raw = self.root_path.encode("utf-8")
+        self.lifespan_state = lifespan_state
+
+    def http(self, request: Request, info: ConnectionInfo) -> Scope:
+        """The ``http`` scope of one request (``asgiref`` HTTP spec 2.3)."""
+        raw_path, query = split_target(request.target)
+        if b"%" in raw_path:
+            path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+        else:
+            path = raw_path.decode("utf-8", "replace")
+        headers = []
+        secure = False
+        for name, value in request.headers:
+            lname = name.lower()
+            headers.append((lname, value))
+            if lname in _SECURE and _SECURE[lname] == value.lower():
+                secure = True
+        scheme = info.scheme
+        if secure and self._trusted(info):
+            scheme = "https"
+        version = _VERSIONS.get(request.http_version) or request.http_version.decode("ascii")
+        return {
+            "type": "http",
+            "asgi": {"version": ASGI_VERSION, "spec_version": SPEC_VERSION},
+            "http_version": version,
+            "method": request.method.decode("ascii"),
+            "scheme": scheme,
+            "path": self.root_path + path,
+            "raw_path": self.root_raw + raw_path,
+            "query_string": query,
+            "root_path": self.root_path,
+            "headers": headers,
+            "client": info.client,
+            "server": info.server if info.server is not None else (
+                (info.unix_path, None) if info.unix_path else None),
+            "state": self.lifespan_state.copy(),
+            "extensions": _extensions(version),
+        }
+
+    def _trusted(self, info: ConnectionInfo) -> bool:
+        if info.client is None:
+            return True  # unix-socket peers are trusted, as in gunicorn
+        allowed = self.forwarded_allow
+        return "*" in allowed or info.client[0] in allowed
+
+
+def _extensions(http_version: str) -> dict[str, dict[str, Any]]:
+    """The extensions a response may use: exactly what :mod:`.http` implements."""
+    extensions: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
+    if http_version == "1.1":
+        # Trailers need chunked framing, and 1xx responses mean nothing to HTTP/1.0 clients.
+        extensions["http.response.trailers"] = {}
+        extensions["http.response.early_hint"] = {}
+    return extensions
+
+
+def lifespan_scope(state: dict[str, Any]) -> Scope:
+    """The ``lifespan`` scope; ``state`` is shared (shallow-copied) into every request."""
+    return {
+        "type": "lifespan",
+        "asgi": {"version": ASGI_VERSION, "spec_version": LIFESPAN_SPEC_VERSION},
+        "state": state,
+    }

@@ -1,0 +1,85 @@
+"""The ASGI lifespan through a real server: startup before accepting, state, failures,
+shutdown on a graceful stop, and ``--asgi-lifespan auto|on|off``."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import requests
+
+from conftest import ServerProcess
+
+WORKER_BOOT_ERROR = 3
+
+
+def _boot_failure(server: ServerProcess) -> str:
+    """Wait for the master to give up; returns its logs."""
+    rc = server.wait(timeout=30)
+    logs = server.logs()
+    assert rc == WORKER_BOOT_ERROR, logs
+    assert "Shutting down: Worker failed to boot." in logs
+    return logs
+
+
+def test_startup_state_is_shared_into_each_scope(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("asgi_apps:app")
+    first = requests.get(server.url + "/scope", timeout=10).json()
+    second = requests.get(server.url + "/scope", timeout=10).json()
+    assert set(first["state"]) == {"started_at", "pid"}
+    assert first["state"] == second["state"]
+
+
+def test_startup_completes_before_the_worker_accepts(serve) -> None:  # type: ignore[no-untyped-def]
+    # The app records the time at startup; the first request cannot be older.
+    before = time.time()
+    server = serve("asgi_apps:app")
+    started_at = float(requests.get(server.url + "/scope", timeout=10).json()
+                       ["state"]["started_at"])
+    assert before - 1 <= started_at <= time.time()
+
+
+def test_shutdown_runs_on_graceful_stop(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "shutdown"
+    server = serve("asgi_apps:app", env={"ASGI_SHUTDOWN_MARKER": str(marker)})
+    assert requests.get(server.url + "/scope", timeout=10).status_code == 200
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert marker.read_text() == "shutdown complete"
+
+
+def test_lifespan_off_does_not_run_it(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "shutdown"
+    server = serve("asgi_apps:app", "--asgi-lifespan", "off",
+                   env={"ASGI_SHUTDOWN_MARKER": str(marker)})
+    assert requests.get(server.url + "/scope", timeout=10).json()["state"] == {}
+    server.signal(signal.SIGTERM)
+    assert server.wait() == 0
+    assert not marker.exists()
+
+
+def test_startup_failed_stops_the_worker_as_a_boot_failure(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("asgi_apps:lifespan_failed", wait=False)
+    logs = _boot_failure(server)
+    assert "ASGI lifespan startup failed: database unreachable" in logs
+
+
+def test_app_without_lifespan_support_in_auto_mode(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("asgi_apps:lifespan_raises")
+    assert requests.get(server.url + "/", timeout=10).json() == {
+        "lifespan_raises": True, "state": []}
+    assert "ASGI 'lifespan' protocol appears unsupported" in server.logs()
+
+
+def test_app_without_lifespan_support_in_on_mode_fails(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("asgi_apps:lifespan_raises", "--asgi-lifespan", "on", wait=False)
+    logs = _boot_failure(server)
+    assert "ASGI lifespan startup failed: ValueError: cannot handle 'lifespan'" in logs
+
+
+def test_startup_that_never_finishes_is_bounded_by_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("asgi_apps:lifespan_slow", "--timeout", "2", wait=False)
+    logs = _boot_failure(server)
+    assert "ASGI lifespan startup did not complete within 2 s (--timeout)" in logs
+    assert "WORKER TIMEOUT" not in logs  # the heartbeat kept beating meanwhile
