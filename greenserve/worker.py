@@ -21,7 +21,7 @@ import gevent.pool
 import gevent.server
 import gevent.socket
 
-from . import __version__, health, hooks, logs, sockets
+from . import __version__, health, hooks, logs, sockets, tls
 from .app.runtime import AppStartupError, make_runtime
 from .app.wsgi import WSGIApp
 from .app.wsgi_environ import base_environ
@@ -97,6 +97,7 @@ class Worker:
         self._stop = gevent.event.Event()
         self._graceful = True
         self._hub: Any = None
+        self.scheme = "http"
         #: called once every listener accepts (the embedding API waits on it)
         self.on_ready: Callable[[], None] | None = None
 
@@ -130,9 +131,10 @@ class Worker:
             self.alive = False
             return 0
         gevent.spawn(health.heartbeat_loop, self, self.heartbeat, interval)
+        tls = self._tls_args()
         for sock in self.listeners:
             listener = _as_gevent(sock)
-            server = gevent.server.StreamServer(listener, self._handle, spawn=self.pool)
+            server = gevent.server.StreamServer(listener, self._handle, spawn=self.pool, **tls)
             server.start()
             self.servers.append(server)
             if not self.ppid:  # under a master, the master has said where it listens
@@ -165,6 +167,22 @@ class Worker:
 
             log.error("Worker failed to boot (pid: %s): %s", self.pid, exc)
             raise SystemExit(WORKER_BOOT_ERROR) from None
+
+    def _tls_args(self) -> dict[str, Any]:
+        """StreamServer's TLS arguments: none without --certfile.
+
+        The handshake runs on the first read (``do_handshake_on_connect`` off by default,
+        as in gunicorn), so it falls under the connection's header deadline.
+        """
+        context = tls.build_context(self.cfg)
+        self.scheme = "https" if context is not None else "http"
+        if context is None:
+            return {}
+        return {
+            "ssl_context": context,
+            "do_handshake_on_connect": self.cfg.do_handshake_on_connect,
+            "suppress_ragged_eofs": self.cfg.suppress_ragged_eofs,
+        }
 
     def _install_signals(self) -> None:
         gevent.signal_handler(signal.SIGTERM, self.request_stop, True)
@@ -211,7 +229,7 @@ class Worker:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             # Responses go out in one sendall per piece; Nagle would only add latency.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = HTTPConnection(sock, _connection_info(sock, address), self.state)
+        conn = HTTPConnection(sock, _connection_info(sock, address, self.scheme), self.state)
         current = gevent.getcurrent()
         self.connections[current] = conn
         try:
@@ -247,8 +265,10 @@ def _as_gevent(sock: socket.socket) -> socket.socket:
     return wrapped
 
 
-def _connection_info(sock: socket.socket, address: Any) -> ConnectionInfo:
+def _connection_info(sock: socket.socket, address: Any, scheme: str) -> ConnectionInfo:
     if sock.family == socket.AF_UNIX:
-        return ConnectionInfo(client=None, server=None, unix_path=str(sock.getsockname()))
+        return ConnectionInfo(client=None, server=None, scheme=scheme,
+                              unix_path=str(sock.getsockname()))
     server = sock.getsockname()
-    return ConnectionInfo(client=(address[0], address[1]), server=(server[0], server[1]))
+    return ConnectionInfo(client=(address[0], address[1]), server=(server[0], server[1]),
+                          scheme=scheme)

@@ -31,6 +31,7 @@ from .naming import NamingSettings
 from .security import SecuritySettings
 from .socket import SocketSettings
 from .spec import PENDING, Pending, Spec, spec_of
+from .ssl import SSLSettings
 from .workers import WorkerSettings
 
 __all__ = [
@@ -42,7 +43,8 @@ __all__ = [
 #: the section classes, in the order of gunicorn's settings reference
 SECTIONS: tuple[type, ...] = (
     ConfigFileSettings, SocketSettings, WorkerSettings, SecuritySettings, DebuggingSettings,
-    MechanicsSettings, LoggingSettings, NamingSettings, HookSettings, GreenserveSettings,
+    MechanicsSettings, LoggingSettings, NamingSettings, HookSettings, SSLSettings,
+    GreenserveSettings,
 )
 #: environment variables parsed like the command line, lowest precedence first
 CMD_ARGS_VARS = ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS")
@@ -53,8 +55,9 @@ RunMode = Literal["print", "check", "serve"]
 
 @dataclass(frozen=True, kw_only=True)
 class Config(
-    GreenserveSettings, HookSettings, NamingSettings, LoggingSettings, MechanicsSettings,
-    DebuggingSettings, SecuritySettings, WorkerSettings, SocketSettings, ConfigFileSettings,
+    GreenserveSettings, SSLSettings, HookSettings, NamingSettings, LoggingSettings,
+    MechanicsSettings, DebuggingSettings, SecuritySettings, WorkerSettings, SocketSettings,
+    ConfigFileSettings,
 ):
     """Every setting, typed and frozen: ``cfg.workers`` is an ``int``.
 

@@ -282,15 +282,6 @@ statsd_prefix                       --statsd-prefix                         valu
 enable_backlog_metric               --enable-backlog-metric                 switch
 [Process Naming]
 default_proc_name                   -                                       file
-[SSL]
-keyfile                             --keyfile                               value
-certfile                            --certfile                              value
-ssl_version                         --ssl-version                           value
-cert_reqs                           --cert-reqs                             value
-ca_certs                            --ca-certs                              value
-suppress_ragged_eofs                --suppress-ragged-eofs                  switch
-do_handshake_on_connect             --do-handshake-on-connect               switch
-ciphers                             --ciphers                               value
 [HTTP/2]
 http_protocols                      --http-protocols                        value
 http2_cleartext                     --http2-cleartext                       value
