@@ -336,7 +336,8 @@ class HTTPConnection:
         if error.status_code is None:
             log.debug("closing connection from %s: %s", peer, error.reason)
             return
-        log.info("bad request from %s: %d %s", peer, error.status_code, error.reason)
+        what = "bad request from" if error.status_code < 500 else "answering"
+        log.info("%s %s: %d %s", what, peer, error.status_code, error.reason)
         body = b"%d %s\n" % (error.status_code, reason_phrase(error.status_code))
         headers = [
             (b"Content-Type", b"text/plain; charset=utf-8"),

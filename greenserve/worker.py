@@ -31,6 +31,7 @@ from .heartbeat import Heartbeat
 from .protocol.parsers import connection_class
 from .protocol.policy import Limits
 from .streams import ConnectionInfo, InlineStream
+from .trust import AllowList
 
 log = logging.getLogger("greenserve.error")
 
@@ -45,8 +46,7 @@ class WorkerState:
         self.server_header = b"greenserve/" + __version__.encode("ascii")
         self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
         allow = cfg.forwarded_allow_ips
-        items = allow.split(",") if isinstance(allow, str) else allow
-        self.forwarded_allow = {ip.strip() for ip in items}
+        self.forwarded_allow = AllowList(allow.split(",") if isinstance(allow, str) else allow)
         self.stopping = False
         self.requests = 0
         self.max_requests = health.Recycling.jittered_max_requests(cfg)

@@ -183,3 +183,24 @@ def test_routes_pass_the_pep3333_validator(serve, path: str) -> None:
     resp = requests.post(server.url + path, data=b"x\ny")
     assert resp.status_code in (200, 204), server.logs()
     assert "AssertionError" not in server.logs()
+
+
+def test_forwarded_allow_ips_takes_networks(serve) -> None:
+    server = serve("--forwarded-allow-ips", "10.0.0.0/8,127.0.0.0/8", "wsgi_apps:echo")
+    resp = requests.get(server.url, headers={"X-Forwarded-Proto": "https"})
+    assert resp.json()["scheme"] == "https"
+    other = serve("--forwarded-allow-ips", "10.0.0.0/8", "wsgi_apps:echo")
+    resp = requests.get(other.url, headers={"X-Forwarded-Proto": "https"})
+    assert resp.json()["scheme"] == "http"  # 127.0.0.1 is not trusted there
+
+
+def test_header_value_with_crlf_is_a_500(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "split_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('X-Bad', 'a\\r\\nSet-Cookie: evil=1')])\n"
+        "    return [b'body']\n"
+    )
+    server = serve("--pythonpath", str(tmp_path), "split_app:app")
+    resp = requests.get(server.url)
+    assert resp.status_code == 500 and "evil" not in resp.headers.get("Set-Cookie", "")
+    assert "invalid response header value" in server.logs()

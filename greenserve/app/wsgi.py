@@ -95,8 +95,10 @@ class WSGIResponder:
             and not any(n.lower() == b"content-length" for n, _ in headers)
         ):
             headers = [*headers, (b"Content-Length", b"%d" % length)]
-        self.head_sent = True
+        # Marked sent only once the head passed the writer's checks: a bad header value
+        # (CR/LF) is then still a clean 500, not a cut connection.
         self.stream.send_head(self.status, headers, self.reason)
+        self.head_sent = True
 
 
 class WSGIAdapter:

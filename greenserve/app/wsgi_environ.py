@@ -121,10 +121,7 @@ def _add_addresses(environ: dict[str, Any], info: ConnectionInfo) -> None:
 
 
 def _trusted(info: ConnectionInfo, state: WorkerState) -> bool:
-    if info.client is None:
-        return True  # unix-socket peers are trusted, as in gunicorn
-    allowed = state.forwarded_allow
-    return "*" in allowed or info.client[0] in allowed
+    return state.forwarded_allow.allows(info)
 
 
 def _is_secure(environ: dict[str, Any]) -> bool:

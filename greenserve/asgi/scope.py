@@ -73,10 +73,7 @@ class ScopeBuilder:
         }
 
     def _trusted(self, info: ConnectionInfo) -> bool:
-        if info.client is None:
-            return True  # unix-socket peers are trusted, as in gunicorn
-        allowed = self.forwarded_allow
-        return "*" in allowed or info.client[0] in allowed
+        return self.forwarded_allow.allows(info)
 
 
 def _extensions(http_version: str) -> dict[str, dict[str, Any]]:
