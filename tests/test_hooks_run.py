@@ -110,3 +110,51 @@ def test_hooks_fire_in_order_with_their_objects(serve, tmp_path: Path) -> None:
     names = _hooks(marks)
     assert names[-1] == "on_exit"
     assert names.count("worker_exit") == 2 and names.count("child_exit") == 2
+
+
+ABORT_CONF = '''
+import json, os
+MARKS = {marks!r}
+def _mark(name):
+    with open(MARKS, "a") as f:
+        f.write(json.dumps({{"hook": name, "pid": os.getpid()}}) + "\\n")
+def worker_int(worker):
+    _mark("worker_int")
+def worker_abort(worker):
+    _mark("worker_abort")
+def pre_exec(server):
+    _mark("pre_exec")
+'''
+
+
+def test_worker_int_worker_abort_and_pre_exec(serve, tmp_path: Path) -> None:
+    import os
+    import threading
+
+    marks = tmp_path / "marks.jsonl"
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(textwrap.dedent(ABORT_CONF.format(marks=str(marks))))
+    pidfile = tmp_path / "m.pid"
+    server = serve("-c", str(conf), "-w", "1", "--timeout", "2", "-p", str(pidfile),
+                   "master_apps:app")
+    (first,) = wait_for(lambda: children(server.proc.pid))
+    wait_for(lambda: requests.get(server.url + "/").status_code == 200)
+    os.kill(first, signal.SIGINT)  # worker_int, then the master replaces the worker
+    wait_for(lambda: "worker_int" in _hooks(marks))
+    (second,) = wait_for(lambda: (c := children(server.proc.pid)) and first not in c and c)
+    wait_for(lambda: requests.get(server.url + "/").text == str(second))
+
+    def block() -> None:
+        try:
+            requests.get(server.url + "/block?s=20", timeout=20)
+        except requests.RequestException:
+            pass
+
+    threading.Thread(target=block, daemon=True).start()
+    wait_for(lambda: "worker_abort" in _hooks(marks), timeout=20)
+    server.signal(signal.SIGUSR2)
+    wait_for(lambda: "pre_exec" in _hooks(marks), timeout=20)
+    new = wait_for(lambda: pidfile.exists() and int(pidfile.read_text() or 0) != server.proc.pid
+                   and int(pidfile.read_text()), timeout=20)
+    os.kill(new, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{new}").exists(), timeout=20)
