@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import selectors
 import socket
 import time
 from typing import Any
 
 import pytest
 import requests
+from raw_load import open_requests, read_all
 
 from conftest import ServerProcess
 
@@ -38,31 +38,7 @@ def _events(server: ServerProcess, wanted: str, timeout: float = 10.0) -> list[d
 
 def concurrent_gets(server: ServerProcess, paths: list[str], timeout: float = 60) -> list[bytes]:
     """Open one connection per path at once, send every request, read every response."""
-    socks = []
-    for path in paths:
-        sock = socket.create_connection((server.host, server.port), timeout=30)
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
-                     "Connection: close\r\n\r\n".encode())
-        socks.append(sock)
-    sel = selectors.DefaultSelector()
-    data = {sock: b"" for sock in socks}
-    for sock in socks:
-        sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_READ)
-    deadline, open_count = time.monotonic() + timeout, len(socks)
-    while open_count and time.monotonic() < deadline:
-        for key, _ in sel.select(timeout=1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            chunk = sock.recv(65536)
-            data[sock] += chunk
-            if not chunk:
-                sel.unregister(sock)
-                open_count -= 1
-    sel.close()
-    for sock in socks:
-        sock.close()
-    return [data[sock] for sock in socks]
+    return read_all(open_requests(server.host, server.port, paths), timeout)
 
 
 def _body(response: bytes) -> Any:
