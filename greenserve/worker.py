@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -49,6 +50,8 @@ class WorkerState:
         self.forwarded_allow = AllowList(allow.split(",") if isinstance(allow, str) else allow)
         self.stopping = False
         self.requests = 0
+        #: open WebSocket sessions of WSGI apps, told "going away" (1001) on a graceful stop
+        self.websockets: weakref.WeakSet[Any] = weakref.WeakSet()
         self.max_requests = health.Recycling.jittered_max_requests(cfg)
         #: the Worker, passed to request hooks as ``worker``
         self.worker: object = None
@@ -242,6 +245,7 @@ class Worker:
         for server in self.servers:
             server.stop_accepting()
         if self._graceful:
+            self._close_websockets()
             # Idle keep-alive connections are not cut: each may still bring one request,
             # answered with Connection: close, until its keep-alive timeout; cutting them
             # would race with a request already on the wire (the drop HUP must not cause).
@@ -251,6 +255,15 @@ class Worker:
         self._kill_all()
         for server in self.servers:
             server.close()
+
+    def _close_websockets(self) -> None:
+        """Start the close handshake (1001, going away) on every open WebSocket session.
+
+        The app's ``receive()`` then returns None once the client answers, its loop ends and
+        the connection finishes like any other, well within ``--graceful-timeout``.
+        """
+        for ws in list(self.state.websockets):
+            gevent.spawn(ws.close, 1001, "server shutting down")
 
     def _kill_all(self) -> None:
         self.pool.kill(block=True, timeout=1)

@@ -392,3 +392,23 @@ def test_graceful_stop_does_not_hang_on_open_websockets(serve) -> None:  # type:
 
 def test_websockets_version_is_recent() -> None:
     assert int(websockets.__version__.split(".")[0]) >= 13  # the new asyncio client API
+
+
+def test_graceful_stop_closes_sessions_with_1001(serve) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    server: ServerProcess = serve("ws_apps:app")
+    ws = websocket.create_connection(ws_url(server), timeout=10)
+    try:
+        ws.send("before")
+        assert ws.recv() == "before"
+        started = time.monotonic()
+        server.signal(signal.SIGTERM)
+        opcode, frame = ws.recv_data_frame(True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert struct.unpack("!H", frame.data[:2])[0] == 1001
+    finally:
+        ws.close()
+        ws.shutdown()  # close() does nothing once the server's close frame was read
+    assert server.wait(20) == 0
+    assert time.monotonic() - started < 10  # not cut at --graceful-timeout (30 s)

@@ -199,6 +199,7 @@ class WebSocket:
             trailing_data=trailing,
         )
         self._last_recv = time.monotonic()
+        self._stream.conn.state.websockets.add(self)  # closed with 1001 on a graceful stop
         if self._options.ping_interval:
             self._pinger = gevent.spawn(self._keepalive)
 
@@ -279,6 +280,7 @@ class WebSocket:
         session = self._session
         if session is None or self._sock is None:
             return
+        self._stream.conn.state.websockets.discard(self)
         if self._pinger is not None:
             self._pinger.kill(timeout=1)
         if session.state is SessionState.OPEN and not self._dead:
