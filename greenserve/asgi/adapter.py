@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from ..app.runtime import AppStartupError
 from ..app.wsgi_environ import HeaderRefused, build_environ
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
+from ..protocol.websocket import HandshakeRejection, check_handshake, is_websocket_request
 from ..streams import ClientDisconnected, InlineStream
 from .bridge import LoopBridge
 from .http import ASGIApp, HTTPCycle, Receive, Send
 from .lifespan import Lifespan, LifespanFailed
 from .scope import ScopeBuilder
+from .websocket import refuse_handshake, serve_websocket
 
 if TYPE_CHECKING:
     from ..worker import WorkerState
@@ -46,6 +48,9 @@ class ASGIAdapter:
         self.active: set[HTTPCycle] = set()
 
     def __call__(self, stream: InlineStream) -> None:
+        if is_websocket_request(stream.request):
+            self._websocket(stream)
+            return
         started = time.monotonic()
         scope = self.scopes.http(stream.request, stream.info)
         req = self._request_info(stream, scope)
@@ -66,6 +71,23 @@ class ASGIAdapter:
             raise cycle.body_error  # the connection answers 400 if nothing went out yet
         if cycle.failed or not cycle.complete:
             raise ClientDisconnected("the ASGI response did not complete")
+
+    def _websocket(self, stream: InlineStream) -> None:
+        """A WebSocket handshake: the ``websocket`` scope (see :mod:`.websocket`)."""
+        started = time.monotonic()
+        handshake = check_handshake(stream.request)
+        if isinstance(handshake, HandshakeRejection):
+            refuse_handshake(stream, handshake)
+            return
+        scope = self.scopes.websocket(stream.request, stream.info, handshake.subprotocols)
+        req = self._request_info(stream, scope)
+        if req is not None and not self._pre_request(req, stream):
+            self._after(stream, req, started)
+            return
+        try:
+            serve_websocket(self, stream, scope, handshake)
+        finally:
+            self._after(stream, req, started)
 
     # -- disconnect detection for requests that run long -------------------------------------
     def start_sweeping(self) -> None:

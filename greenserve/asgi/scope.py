@@ -72,6 +72,17 @@ class ScopeBuilder:
             "extensions": _extensions(version),
         }
 
+    def websocket(self, request: Request, info: ConnectionInfo,
+                  subprotocols: tuple[str, ...]) -> Scope:
+        """The ``websocket`` scope of one handshake (``asgiref`` WebSocket spec 2.3)."""
+        scope = self.http(request, info)
+        del scope["method"]
+        scope["type"] = "websocket"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+        scope["subprotocols"] = list(subprotocols)
+        scope["extensions"] = {"websocket.http.response": {}}
+        return scope
+
     def _trusted(self, info: ConnectionInfo) -> bool:
         return self.forwarded_allow.allows(info)
 

@@ -1,0 +1,392 @@
+"""ASGI WebSocket: the ``websocket`` scope and its messages, over the shared sans-io session.
+
+As for HTTP (:mod:`.http`), the app's task runs on the worker's loop and the connection
+greenlet waits in :meth:`WebSocketCycle.serve` for the I/O the task asks for; the socket
+side (reader greenlet, writes, close) is :class:`.ws_io.WebSocketIO`.
+
+- ``receive()``: ``websocket.connect`` first, then the messages the reader greenlet parsed
+  (handed over with one loop callback each; at most :data:`.ws_io.BACKLOG` are read ahead),
+  then ``websocket.disconnect`` with the close code (1006 when the connection was lost).
+- ``send()``: ``websocket.accept`` (subprotocol, headers) crosses to the connection
+  greenlet, which sends the ``101`` and starts the reader. ``websocket.send`` frames the
+  message with the session and writes it with one non-blocking ``send()`` when the kernel
+  takes it; the rest (or everything, under TLS) is written by the connection greenlet, and
+  awaiting that is the backpressure a slow client puts on the app. ``websocket.close``
+  starts the close handshake; before the accept it refuses the handshake with 403.
+- ``websocket.http.response.start``/``.body`` (the denial extension): an ordinary HTTP
+  response instead of the ``101``.
+- A send after the connection closed raises :class:`~greenserve.streams.ClientDisconnected`
+  (an ``OSError``, as the spec asks). An app exception closes with 1011 after the accept,
+  and is a 500 before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..app.websocket import WebSocketOptions
+from ..protocol.websocket import (
+    GOING_AWAY,
+    Handshake,
+    HandshakeRejection,
+    SessionClosed,
+    SessionState,
+)
+from ..streams import ClientDisconnected, InlineStream
+from .bridge import Mailbox, settle, settle_exception, watch_readable
+from .http import Message, raw_sockets
+from .ws_io import WebSocketIO
+
+if TYPE_CHECKING:
+    from .adapter import ASGIAdapter
+
+log = logging.getLogger("greenserve.error")
+
+ACCEPT, FLUSH, WRITE_HELD, HTTP, REFUSE, DONE = (
+    "accept", "flush", "write_held", "http", "refuse", "done")
+_LOST = 1006
+
+
+def refuse_handshake(stream: InlineStream, rejection: HandshakeRejection) -> None:
+    """Answer a broken handshake (426, 400) without calling the app."""
+    log.info("refused WebSocket handshake: %d %s", rejection.status_code, rejection.reason)
+    body = f"{rejection.status_code} {rejection.reason}\n".encode()
+    headers = [(b"Content-Type", b"text/plain; charset=utf-8"),
+               (b"Content-Length", b"%d" % len(body)), *rejection.headers]
+    stream.send_head(rejection.status_code, headers)
+    stream.send_data(body)
+    stream.end()
+
+
+def serve_websocket(adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any],
+                    handshake: Handshake) -> None:
+    """Run the app for one WebSocket handshake; returns when the session is over."""
+    stream.prepare_upgrade()
+    cycle = WebSocketCycle(adapter, stream, scope, handshake)
+    adapter.bridge.start_task(cycle.run())
+    try:
+        cycle.serve()
+    finally:
+        if not cycle.finished:
+            cycle.abandon()  # a kill (graceful timeout): the app must let go
+    if not (cycle.io.session is not None or cycle.response_done):
+        raise ClientDisconnected("the WebSocket handshake was not answered")
+
+
+class WebSocketCycle:
+    """State shared by the loop side (receive/send/run) and the connection greenlet."""
+
+    def __init__(self, adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any],
+                 handshake: Handshake) -> None:
+        self.adapter = adapter
+        self.bridge = adapter.bridge
+        self.stream = stream
+        self.scope = scope
+        self.mailbox = Mailbox()
+        options = WebSocketOptions.from_state(adapter.state)
+        self.io = WebSocketIO(stream, handshake, options, self._deliver_soon)
+        self.raw, self.peek_sock = raw_sockets(stream.conn.sock)  # raw is None under TLS
+        self._stop_watch: Callable[[], None] | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.inbox: deque[Message] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.final: Message | None = None  # the disconnect, once the app has received it
+        self.connected = False  # websocket.connect was received
+        self.accepted = False
+        self.closed = False  # the app sent websocket.close (or its denial is complete)
+        self.status: int | None = None  # websocket.http.response.start
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.response_done = False
+        self.failed = False
+        self.finished = False  # the connection greenlet got DONE
+
+    def _target(self) -> str:
+        return str(self.scope.get("raw_path", b"")[:200].decode("latin-1"))
+
+    # -- the loop side: the task ---------------------------------------------------------------
+    async def run(self) -> None:
+        """The app's task: call it, then make sure the handshake was answered."""
+        self.task = asyncio.current_task()
+        try:
+            if self.finished:
+                return
+            await self.adapter.app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            await self._app_raised(exc)
+        else:
+            await self._app_returned()
+        finally:
+            self._end_watch()
+            self.mailbox.put((DONE, None, None))
+
+    async def _app_raised(self, exc: BaseException) -> None:
+        gone = self.final is not None or self.io.dead
+        if gone or isinstance(exc, asyncio.CancelledError | ClientDisconnected):
+            log.debug("ASGI WebSocket app ended after the client went away: %r", exc)
+            self.failed = self.accepted
+            return
+        log.error("Exception in ASGI application (WebSocket %s)", self._target(), exc_info=exc)
+        self.failed = True
+        if not self.accepted and self.status is None and not self.closed:
+            await self._refuse(500)
+
+    async def _app_returned(self) -> None:
+        if self.accepted or self.response_done:
+            return
+        if self.status is not None:
+            log.error("ASGI callable returned without completing the denial response: "
+                      "WebSocket %s", self._target())
+            self.failed = True
+            return
+        log.error("ASGI callable returned without accepting the WebSocket: %s",
+                  self._target())
+        await self._refuse(403)
+
+    async def _refuse(self, status: int) -> None:
+        self.closed = True
+        try:
+            await self._ask(REFUSE, status)
+        except ClientDisconnected:
+            return
+        self.response_done = True
+
+    # -- receive -------------------------------------------------------------------------------
+    async def receive(self) -> Message:
+        """``websocket.connect``, then the client's messages, then ``websocket.disconnect``."""
+        if not self.connected:
+            self.connected = True
+            return {"type": "websocket.connect"}
+        while not self.inbox:
+            if self.final is not None:
+                return self.final
+            if not (self.accepted or self.closed):
+                self._watch()  # waiting before the accept: notice the client leaving
+            fut: asyncio.Future[None] = self.bridge.loop.create_future()
+            self.waiter = fut
+            try:
+                await fut
+            finally:
+                self.waiter = None
+        message = self.inbox.popleft()
+        if message["type"] == "websocket.receive":
+            self.io.received()
+        else:
+            self.final = message
+        return message
+
+    def _watch(self) -> None:
+        if self._stop_watch is None:
+            self._stop_watch = watch_readable(self.peek_sock.fileno(), self._peek)
+
+    def _peek(self) -> None:
+        """Hub callback: readable before the ``101`` is EOF, or frames sent too early."""
+        try:
+            data = self.peek_sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        self._end_watch()
+        if not data:
+            self.bridge.call_soon(self._lost)
+
+    def _end_watch(self) -> None:
+        stop, self._stop_watch = self._stop_watch, None
+        if stop is not None:
+            stop()
+
+    def _deliver_soon(self, message: Message) -> None:
+        """(reader greenlet) Hand ``message`` to the loop."""
+        self.bridge.call_soon(self._deliver, message)
+
+    def _deliver(self, message: Message) -> None:
+        self.inbox.append(message)
+        waiter = self.waiter
+        if waiter is not None:
+            settle(waiter, None)
+
+    def _lost(self) -> None:
+        """No session will come (denied, or the client left before the 101)."""
+        if not any(m["type"] == "websocket.disconnect" for m in self.inbox):
+            self._deliver({"type": "websocket.disconnect", "code": _LOST, "reason": ""})
+
+    # -- send ------------------------------------------------------------------------------------
+    async def send(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "websocket.send":
+            await self._send_message(message)
+        elif kind == "websocket.accept":
+            await self._accept(message)
+        elif kind == "websocket.close":
+            await self._close(message)
+        elif kind == "websocket.http.response.start":
+            self._start_denial(message)
+        elif kind == "websocket.http.response.body":
+            await self._send_denial_body(message)
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} for a WebSocket")
+
+    def _check_handshake_open(self, kind: str) -> None:
+        if self.accepted or self.closed or self.status is not None:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r}: the WebSocket handshake "
+                               "was already answered")
+
+    async def _accept(self, message: Message) -> None:
+        self._check_handshake_open("websocket.accept")
+        subprotocol = message.get("subprotocol")
+        headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
+        if subprotocol is not None and subprotocol not in self.io.handshake.subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        self._end_watch()
+        try:
+            await self._ask(ACCEPT, (subprotocol, headers))
+        except ClientDisconnected:
+            self.closed = True
+            self._lost()
+            return
+        self.accepted = True
+
+    async def _send_message(self, message: Message) -> None:
+        if not self.accepted:
+            raise RuntimeError("Expected ASGI message 'websocket.accept' or 'websocket.close'"
+                               ", got 'websocket.send'")
+        text, data = message.get("text"), message.get("bytes")
+        payload: str | bytes
+        if text is not None:
+            payload = str(text)
+        elif data is not None:
+            payload = bytes(data)
+        else:
+            raise RuntimeError("'websocket.send' needs 'text' or 'bytes'")
+        session = self.io.session
+        if session is None or self.io.dead:
+            raise ClientDisconnected("the WebSocket is closed")
+        try:
+            session.send_message(payload)
+        except SessionClosed as exc:
+            raise ClientDisconnected(str(exc)) from None
+        await self._flush()
+
+    async def _close(self, message: Message) -> None:
+        code = int(message.get("code") or 1000)
+        reason = str(message.get("reason") or "")
+        if not self.accepted:
+            self._check_handshake_open("websocket.close")
+            self._end_watch()
+            await self._refuse(403)
+            self._lost()
+            return
+        session = self.io.session
+        if session is None or self.closed or self.io.dead:
+            return
+        self.closed = True
+        session.close(code, reason)
+        await self._flush()
+
+    def _start_denial(self, message: Message) -> None:
+        self._check_handshake_open("websocket.http.response.start")
+        self.status = int(message["status"])
+        self.headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
+
+    async def _send_denial_body(self, message: Message) -> None:
+        if self.status is None or self.response_done:
+            raise RuntimeError("Unexpected ASGI message 'websocket.http.response.body': it "
+                               "must follow 'websocket.http.response.start'")
+        body = bytes(message.get("body", b""))
+        more = bool(message.get("more_body", False))
+        await self._ask(HTTP, (self.status, self.headers, body, more))
+        if not more:
+            self.response_done = self.closed = True
+            self._lost()
+
+    async def _flush(self) -> None:
+        """Write what the session queued: directly if the kernel takes it, else cross."""
+        io = self.io
+        session = io.session
+        if io.dead or session is None:
+            return
+        if self.raw is None or not io.write_lock.acquire(blocking=False):
+            await self._ask(FLUSH, None)
+            return
+        data = session.data_to_send()
+        try:
+            sent = self.raw.send(data) if data else 0
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            io.write_lock.release()
+            io.abort()
+            raise ClientDisconnected(str(exc)) from None
+        if sent >= len(data):
+            io.write_lock.release()
+            return
+        # The connection greenlet writes the rest and releases the lock.
+        await self._ask(WRITE_HELD, bytes(memoryview(data)[sent:]))
+
+    async def _ask(self, kind: str, payload: Any) -> None:
+        """Hand ``kind`` to the connection greenlet and await it (its exceptions too)."""
+        fut: asyncio.Future[None] = self.bridge.loop.create_future()
+        self.mailbox.put((kind, payload, fut))
+        await fut
+
+    # -- the connection greenlet's side ----------------------------------------------------
+    def serve(self) -> None:
+        """Do the blocking I/O the task asks for until it is done, then end the session."""
+        get = self.mailbox.get
+        while True:
+            kind, payload, fut = get()
+            if kind == DONE:
+                break
+            try:
+                self._do(kind, payload)
+            except Exception as exc:
+                self.bridge.call_soon(settle_exception, fut, exc)
+                continue
+            self.bridge.call_soon(settle, fut, None)
+        self.finished = True
+        self.io.finish(failed=self.failed)
+
+    def _do(self, kind: str, payload: Any) -> None:
+        io = self.io
+        if kind == FLUSH:
+            io.flush()
+        elif kind == WRITE_HELD:
+            io.write_held(payload)
+        elif kind == ACCEPT:
+            io.accept(*payload)
+        elif kind == HTTP:
+            io.http_response(*payload)
+        else:
+            io.simple_response(payload)
+
+    def abandon(self) -> None:
+        """The connection greenlet stops waiting (a kill): stop reading, cancel the task."""
+        self.finished = True
+        self._going_away()
+        self.io.abort()
+        self.io.kill()
+        self.bridge.call_soon(self._cancel_task)
+
+    def _going_away(self) -> None:
+        """Tell the client with a close frame (1001) if that needs no waiting."""
+        io, session = self.io, self.io.session
+        if session is None or self.raw is None or io.dead or session.state is not \
+                SessionState.OPEN or not io.write_lock.acquire(blocking=False):
+            return
+        try:
+            session.close(GOING_AWAY, "server shutting down")
+            self.raw.send(session.data_to_send())
+        except OSError:
+            pass
+        finally:
+            io.write_lock.release()
+
+    def _cancel_task(self) -> None:
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
