@@ -78,6 +78,49 @@ def raw_sockets(sock: Any) -> tuple[socket.socket | None, socket.socket]:
     return (None if tls else raw), raw
 
 
+class EOFWatch:
+    """Peeks at a connection's socket from the hub; tells the loop when the client hung up.
+
+    Armed while the app waits and nothing is expected from the client: readable then means
+    EOF or a reset (``on_eof`` is scheduled on the loop), or bytes that arrived early (the
+    watch ends and they stay in the kernel for whoever reads next).
+    """
+
+    def __init__(self, sock: socket.socket, bridge: LoopBridge,
+                 on_eof: Callable[[], None]) -> None:
+        self._sock = sock
+        self._bridge = bridge
+        self._on_eof = on_eof
+        self._stop: Callable[[], None] | None = None
+
+    @property
+    def active(self) -> bool:
+        """The watch is armed."""
+        return self._stop is not None
+
+    def start(self) -> None:
+        """Arm the watch (no-op when armed)."""
+        if self._stop is None:
+            self._stop = watch_readable(self._sock.fileno(), self._peek)
+
+    def stop(self) -> None:
+        """Disarm the watch (no-op when not armed)."""
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            stop()
+
+    def _peek(self) -> None:
+        try:
+            data = self._sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        self.stop()
+        if not data:
+            self._bridge.call_soon(self._on_eof)
+
+
 class HTTPCycle:
     """State shared by the loop side (receive/send/run) and the greenlet side (serve)."""
 
@@ -102,7 +145,7 @@ class HTTPCycle:
         self.body_error: BodyError | None = None
         self.disconnected = False
         self._waiters: list[asyncio.Future[Message]] = []
-        self._stop_watch: Callable[[], None] | None = None
+        self._eof_watch = EOFWatch(self.peek_sock, self.bridge, self.client_gone)
         # response side
         self.started = False
         self.head_sent = False
@@ -129,7 +172,7 @@ class HTTPCycle:
             await self._app_returned()
         finally:
             self.task_done = True
-            self._end_watch()
+            self._eof_watch.stop()
             self.mailbox.put((DONE, None, None))
 
     async def _app_raised(self, exc: BaseException) -> None:
@@ -216,7 +259,7 @@ class HTTPCycle:
 
     async def _wait_for_disconnect(self) -> Message:
         """Nothing more will come from the client: wait until it leaves or we answer."""
-        if self._stop_watch is None:
+        if not self._eof_watch.active:
             self.watch()
         fut: asyncio.Future[Message] = self.bridge.loop.create_future()
         self._waiters.append(fut)
@@ -234,28 +277,11 @@ class HTTPCycle:
     # -- disconnect detection -----------------------------------------------------------------
     def watch(self) -> None:
         """Start watching the socket for EOF (the request body is complete by now)."""
-        if self._stop_watch is not None or self.disconnected or self.task_done:
+        if self._eof_watch.active or self.disconnected or self.task_done:
             return
         if self.proto.trailing_data:
             return  # a pipelined request is waiting: the client is still there
-        self._stop_watch = watch_readable(self.peek_sock.fileno(), self._peek)
-
-    def _peek(self) -> None:
-        """Hub callback: readable after the body means EOF, a reset, or a pipelined request."""
-        try:
-            data = self.peek_sock.recv(1, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        self._end_watch()
-        if not data:
-            self.bridge.call_soon(self.client_gone)
-
-    def _end_watch(self) -> None:
-        stop, self._stop_watch = self._stop_watch, None
-        if stop is not None:
-            stop()
+        self._eof_watch.start()
 
     def client_gone(self) -> None:
         """(loop) The client went away: tell the app, and cancel it after the grace period."""
@@ -470,7 +496,7 @@ class HTTPCycle:
         """The connection greenlet stops waiting (timeout, kill): the app must let go."""
         self.disconnected = True
         self.finished = True
-        self._end_watch()
+        self._eof_watch.stop()
         self.bridge.call_soon(self.client_gone)
         self.bridge.call_soon(self._cancel_task)
 

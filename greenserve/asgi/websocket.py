@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..app.websocket import WebSocketOptions
@@ -38,8 +36,8 @@ from ..protocol.websocket import (
     SessionState,
 )
 from ..streams import ClientDisconnected, InlineStream
-from .bridge import Mailbox, settle, settle_exception, watch_readable
-from .http import Message, raw_sockets
+from .bridge import Mailbox, settle, settle_exception
+from .http import EOFWatch, Message, raw_sockets
 from .ws_io import WebSocketIO
 
 if TYPE_CHECKING:
@@ -91,7 +89,7 @@ class WebSocketCycle:
         options = WebSocketOptions.from_state(adapter.state)
         self.io = WebSocketIO(stream, handshake, options, self._deliver_soon)
         self.raw, self.peek_sock = raw_sockets(stream.conn.sock)  # raw is None under TLS
-        self._stop_watch: Callable[[], None] | None = None
+        self._eof_watch = EOFWatch(self.peek_sock, self.bridge, self._lost)
         self.task: asyncio.Task[Any] | None = None
         self.inbox: deque[Message] = deque()
         self.waiter: asyncio.Future[None] | None = None
@@ -121,7 +119,7 @@ class WebSocketCycle:
         else:
             await self._app_returned()
         finally:
-            self._end_watch()
+            self._eof_watch.stop()
             self.mailbox.put((DONE, None, None))
 
     async def _app_raised(self, exc: BaseException) -> None:
@@ -180,25 +178,8 @@ class WebSocketCycle:
         return message
 
     def _watch(self) -> None:
-        if self._stop_watch is None:
-            self._stop_watch = watch_readable(self.peek_sock.fileno(), self._peek)
-
-    def _peek(self) -> None:
-        """Hub callback: readable before the ``101`` is EOF, or frames sent too early."""
-        try:
-            data = self.peek_sock.recv(1, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            data = b""
-        self._end_watch()
-        if not data:
-            self.bridge.call_soon(self._lost)
-
-    def _end_watch(self) -> None:
-        stop, self._stop_watch = self._stop_watch, None
-        if stop is not None:
-            stop()
+        # Before the 101, readable is EOF, or frames the client sent too early.
+        self._eof_watch.start()
 
     def _deliver_soon(self, message: Message) -> None:
         """(reader greenlet) Hand ``message`` to the loop."""
@@ -242,7 +223,7 @@ class WebSocketCycle:
         headers = [(bytes(n), bytes(v)) for n, v in message.get("headers", ())]
         if subprotocol is not None and subprotocol not in self.io.handshake.subprotocols:
             raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
-        self._end_watch()
+        self._eof_watch.stop()
         try:
             await self._ask(ACCEPT, (subprotocol, headers))
         except ClientDisconnected:
@@ -277,7 +258,7 @@ class WebSocketCycle:
         reason = str(message.get("reason") or "")
         if not self.accepted:
             self._check_handshake_open("websocket.close")
-            self._end_watch()
+            self._eof_watch.stop()
             await self._refuse(403)
             self._lost()
             return
