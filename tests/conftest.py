@@ -84,6 +84,19 @@ class ServerProcess:
     def logs(self) -> str:
         return "".join(self.stderr) + "".join(self.stdout)
 
+    def has_logged(self, text: str, timeout: float = 10.0) -> bool:
+        """Whether ``text`` shows up in the logs within ``timeout`` seconds.
+
+        The worker writes a log line and the pipe readers pick it up on their own threads, so
+        a line about something the client just saw may arrive a moment later: poll for it.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in self.logs():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 

@@ -69,7 +69,7 @@ def test_app_without_lifespan_support_in_auto_mode(serve) -> None:  # type: igno
     server = serve("asgi_apps:lifespan_raises")
     assert requests.get(server.url + "/", timeout=10).json() == {
         "lifespan_raises": True, "state": []}
-    assert "ASGI 'lifespan' protocol appears unsupported" in server.logs()
+    assert server.has_logged("ASGI 'lifespan' protocol appears unsupported"), server.logs()
 
 
 def test_app_without_lifespan_support_in_on_mode_fails(serve) -> None:  # type: ignore[no-untyped-def]

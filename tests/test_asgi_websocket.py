@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import requests
 import websocket
+from master_helpers import wait_for
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -38,15 +39,6 @@ def url(server: ServerProcess, path: str = "/echo") -> str:
 
 def events(server: ServerProcess, path: str = "/events") -> Any:
     return requests.get(f"{server.url}{path}", timeout=10).json()
-
-
-def wait_for(check: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.05)
 
 
 def response_header(ws: Any, name: str) -> str:

@@ -204,4 +204,4 @@ def test_without_httptools_fast_fails_to_start(
     while server.proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)
     assert server.proc.poll() not in (None, 0), server.logs()
-    assert "--http-parser fast needs httptools" in server.logs()
+    assert server.has_logged("--http-parser fast needs httptools"), server.logs()

@@ -48,7 +48,7 @@ def test_killed_worker_is_replaced_while_others_answer(serve) -> None:
     assert victim not in new
     assert failures == 0
     assert time.monotonic() - started < 5
-    assert "was sent SIGKILL" in server.logs()
+    assert server.has_logged("was sent SIGKILL"), server.logs()
 
 
 def test_ttin_and_ttou_change_the_worker_count(serve) -> None:
@@ -66,7 +66,7 @@ def test_ttin_and_ttou_change_the_worker_count(serve) -> None:
 def test_app_that_cannot_load_stops_the_master(serve) -> None:
     server = serve("-w", "2", "cfgapp_badimport:app", wait=False)
     assert server.wait(20) == 4
-    assert "App failed to load." in server.logs()
+    assert server.has_logged("App failed to load."), server.logs()
 
 
 def test_malformed_app_spec_is_one_line_before_forking(serve) -> None:
