@@ -74,6 +74,8 @@ class WebSocketOptions:
     ping_interval: float = 0.0
     ping_timeout: float = 20.0
     send_timeout: float | None = None
+    #: negotiate permessage-deflate when the client offers it (``ws_per_message_deflate``)
+    compression: bool = True
 
     @classmethod
     def from_state(cls, state: WorkerState) -> WebSocketOptions:
@@ -83,6 +85,7 @@ class WebSocketOptions:
             ping_interval=cfg.ws_ping_interval,
             ping_timeout=cfg.ws_ping_timeout,
             send_timeout=state.send_timeout,
+            compression=cfg.ws_per_message_deflate,
         )
 
 
@@ -186,7 +189,8 @@ class WebSocket:
         if self._stream.response_started:
             raise WebSocketError("an HTTP response was already sent on this connection")
         extra = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers or []]
-        accepted = self.handshake.accept(subprotocol, extra_headers=extra)
+        accepted = self.handshake.accept(
+            subprotocol, compression=self._options.compression, extra_headers=extra)
         try:
             sock, trailing = self._stream.switch_protocols(accepted.headers)
         except ClientDisconnected as exc:

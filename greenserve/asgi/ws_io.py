@@ -84,7 +84,8 @@ class WebSocketIO:
     # -- the handshake, or a denial ----------------------------------------------------------
     def accept(self, subprotocol: str | None, headers: Headers) -> None:
         """Send the ``101`` and start reading (ClientDisconnected if the client left)."""
-        accepted = self.handshake.accept(subprotocol, extra_headers=headers)
+        accepted = self.handshake.accept(
+            subprotocol, compression=self.options.compression, extra_headers=headers)
         sock, trailing = self.stream.switch_protocols(accepted.headers)
         self.sock = sock
         self.session = WebSocketSession(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .spec import at_least, checked, setting, to_float, to_int, to_opt_str, to_str
+from .spec import at_least, checked, setting, to_bool, to_float, to_int, to_opt_str, to_str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +84,17 @@ client are always answered, whatever this setting.""",
 Used with `ws_ping_interval`: when nothing at all (a pong or any other frame) arrives from
 the client within this many seconds of a server ping, the connection is closed with code
 1011. 0 sends the pings without checking for an answer.""",
+    )
+    ws_per_message_deflate: bool = setting(
+        "--ws-per-message-deflate", metavar="BOOL", default=True, convert=to_bool,
+        gunicorn=False,
+        help="Negotiate permessage-deflate with WebSocket clients that offer it.",
+        desc="""\
+uvicorn's setting, spelled the same (`--ws-per-message-deflate false` turns it off). Each
+compressing connection keeps about 300 KB of zlib state for its life; with many idle
+WebSockets, or messages that do not compress, turning it off saves that memory and CPU.
+It applies to WSGI and ASGI WebSockets alike; a client that offers the extension then gets
+no `Sec-WebSocket-Extensions` in the 101 and sends plain frames.""",
     )
     interface: str = setting(
         "--interface", metavar="STRING", default="auto",
