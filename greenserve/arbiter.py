@@ -14,11 +14,14 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import logs, process, sockets
 from .config import Config
 from .heartbeat import Heartbeat
+
+if TYPE_CHECKING:
+    from .app.mount import Mounts
 
 log = logging.getLogger("greenserve.error")
 
@@ -63,7 +66,7 @@ class WorkerProcess:
 class Arbiter:
     """The master. ``run()`` returns the process exit code."""
 
-    def __init__(self, cfg: Config, *, argv: list[str], app: Callable[..., Any] | None,
+    def __init__(self, cfg: Config, *, argv: list[str], app: Callable[..., Any] | Mounts | None,
                  reload_config: Callable[[], Config] | None = None) -> None:
         self.cfg = cfg
         self.argv = argv

@@ -17,9 +17,12 @@ import sys
 import traceback
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from greenserve import config
+
+if TYPE_CHECKING:
+    from greenserve.app.mount import Mounts
 
 EXIT_STARTUP_ERROR = 1
 EXIT_USAGE = 2
@@ -48,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(_serve(cfg, app, args))
 
 
-def _load(cfg: config.Config) -> Callable[..., Any]:
+def _load(cfg: config.Config) -> Callable[..., Any] | Mounts:
     """Patch, then import the app here (``--check-config``, ``--preload``)."""
     from greenserve import _patch
 
@@ -91,7 +94,7 @@ def _prepare(cfg: config.Config) -> None:
         _fail(f"cannot prepare the process: {exc}", EXIT_STARTUP_ERROR)
 
 
-def _serve(cfg: config.Config, app: Callable[..., Any] | None, argv: list[str]) -> int:
+def _serve(cfg: config.Config, app: Callable[..., Any] | Mounts | None, argv: list[str]) -> int:
     """Hand over to the master; it binds, forks the workers and supervises them."""
     from greenserve.arbiter import Arbiter
     from greenserve.sockets import BindError

@@ -17,20 +17,25 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from . import config
+
+if TYPE_CHECKING:
+    from .app.mount import Mounts
 
 App = Callable[..., Any]
 Mode = Literal["auto", "thread", "process"]
 _LISTEN = re.compile(r"Listening at: (http://\S+|unix:\S+)")
 
 
-def run(app: str | App, **settings: Any) -> None:
+def run(app: str | App | None = None, **settings: Any) -> None:
     """Serve ``app`` in this process until SIGTERM/SIGINT; returns after the drain.
 
     ``app`` is an app object or a ``module:app`` string; ``settings`` use gunicorn's names
-    (``bind="0.0.0.0:8000"``, ``keepalive=5``). The process is gevent-patched first: call
+    (``bind="0.0.0.0:8000"``, ``keepalive=5``). ``mount={"/api": api_app, "/": "legacy:app"}``
+    serves several apps by path prefix (objects or spec strings); ``app``, if also given,
+    is mounted at ``/``. The process is gevent-patched first: call
     ``run`` before importing code that must see the patched socket/ssl/threading.
     """
     from . import _patch
@@ -43,19 +48,37 @@ def run(app: str | App, **settings: Any) -> None:
     Worker(cfg, _resolve(app, cfg), bind_all(cfg)).run()
 
 
-def _config(app: str | App, settings: dict[str, Any]) -> config.Config:
+def _config(app: str | App | None, settings: dict[str, Any]) -> config.Config:
     settings = {"bind": "127.0.0.1:8000", **settings}
     if isinstance(app, str):
         settings["wsgi_app"] = app
-    return config.from_mapping(settings)
+    cfg = config.from_mapping(settings)
+    if app is None and not cfg.app_uri and not cfg.mount:
+        raise ValueError("no application: pass an app, or mount={prefix: app}")
+    return cfg
 
 
-def _resolve(app: str | App, cfg: config.Config) -> App:
-    if not isinstance(app, str):
-        return app
+def _resolve(app: str | App | None, cfg: config.Config) -> App | Mounts:
     from .app.loading import load_app
 
-    return load_app(cfg)
+    if cfg.mount:
+        from .app.mount import load_mounts
+
+        # A string app is already cfg.app_uri; an object is mounted at "/" as given.
+        return load_mounts(cfg, None if isinstance(app, str) else app)
+    if app is None or isinstance(app, str):
+        return load_app(cfg)
+    return app
+
+
+def _default_mode(app: str | App | None, settings: dict[str, Any]) -> Mode:
+    """``process`` when every app is named by a string (it can be imported in a child)."""
+    from .app.mount import to_mounts
+
+    targets = [target for _, target in to_mounts(settings.get("mount"))]
+    if app is not None:
+        targets.append(app)
+    return "process" if targets and all(isinstance(t, str) for t in targets) else "thread"
 
 
 class Server:
@@ -69,10 +92,10 @@ class Server:
     thread of this process without gevent patching, so the app must not block.
     """
 
-    def __init__(self, app: str | App, *, mode: Mode = "auto", **settings: Any) -> None:
+    def __init__(self, app: str | App | None = None, *, mode: Mode = "auto",
+                 **settings: Any) -> None:
         self.app = app
-        self.mode: Mode = mode if mode != "auto" else ("process" if isinstance(app, str)
-                                                      else "thread")
+        self.mode: Mode = mode if mode != "auto" else _default_mode(app, settings)
         self.settings = {"bind": "127.0.0.1:0", **settings}
         self.url = ""
         self._backend: _ProcessBackend | _ThreadBackend | None = None
@@ -115,7 +138,7 @@ class Server:
 class _ThreadBackend:
     """The worker's gevent hub in a daemon thread of this process."""
 
-    def __init__(self, app: str | App, settings: dict[str, Any]) -> None:
+    def __init__(self, app: str | App | None, settings: dict[str, Any]) -> None:
         self.cfg = _config(app, settings)
         self.app = _resolve(app, self.cfg)
         self.worker: Any = None
@@ -156,9 +179,17 @@ class _ThreadBackend:
 class _ProcessBackend:
     """``python -m greenserve -c <generated config>`` in a child process."""
 
-    def __init__(self, app: str | App, settings: dict[str, Any]) -> None:
-        self.app_uri = app if isinstance(app, str) else _import_path(app)
-        self.settings = settings
+    def __init__(self, app: str | App | None, settings: dict[str, Any]) -> None:
+        self.app_uri = app if isinstance(app, str) or app is None else _import_path(app)
+        self.settings = dict(settings)
+        if "mount" in settings:
+            from .app.mount import to_mounts
+
+            # The child reads a config file: every mounted app must be an import path.
+            self.settings["mount"] = {
+                prefix: target if isinstance(target, str) else _import_path(target)
+                for prefix, target in to_mounts(settings["mount"])
+            }
         self.lines: list[str] = []
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -170,7 +201,8 @@ class _ProcessBackend:
                 conf.write(f"{name} = {value!r}\n")
         self.conf_path = conf.name
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "greenserve", "-c", conf.name, self.app_uri],
+            [sys.executable, "-m", "greenserve", "-c", conf.name,
+             *([self.app_uri] if self.app_uri else [])],
             stderr=subprocess.PIPE,
         )
         assert self.proc.stderr is not None

@@ -23,6 +23,7 @@ import gevent.server
 import gevent.socket
 
 from . import __version__, health, hooks, logs, sockets, tls
+from .app.mount import Mounts
 from .app.runtime import AppStartupError, make_runtime
 from .app.wsgi import WSGIApp
 from .app.wsgi_environ import base_environ
@@ -77,7 +78,7 @@ class WorkerState:
 class Worker:
     """Serves ``app`` on ``listeners`` until a stop signal; ``run()`` returns the exit code."""
 
-    def __init__(self, cfg: Config, app: WSGIApp, listeners: list[socket.socket], *,
+    def __init__(self, cfg: Config, app: WSGIApp | Mounts, listeners: list[socket.socket], *,
                  heartbeat: Heartbeat | None = None, age: int = 0, ppid: int = 0) -> None:
         self.cfg = cfg
         self.app = app

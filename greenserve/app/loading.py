@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from greenserve.config import Config
 
+    from .mount import Mounts
+
 DEFAULT_ATTRIBUTE = "application"
 
 
@@ -137,12 +139,25 @@ def extend_sys_path(cfg: Config) -> None:
 
 # -- import ------------------------------------------------------------------------------------
 def check_app_spec(cfg: Config) -> None:
-    """Refuse a malformed APP_MODULE before forking; the workers import it later."""
+    """Refuse a malformed APP_MODULE (or mounted spec) before forking; workers import later."""
+    if cfg.mount:
+        from .mount import check_mount_specs
+
+        check_mount_specs(cfg)
+        if not cfg.app_uri:
+            return
     parse_app_uri(cfg.app_uri or "")
 
 
-def load_app(cfg: Config) -> Callable[..., Any]:
-    """Import and return ``cfg.app_uri``'s application, raising :class:`AppLoadError`."""
+def load_app(cfg: Config) -> Callable[..., Any] | Mounts:
+    """Import and return ``cfg.app_uri``'s application, raising :class:`AppLoadError`.
+
+    With ``--mount``, every mounted app (and APP_MODULE at ``/``) as :class:`.mount.Mounts`.
+    """
+    if cfg.mount:
+        from .mount import load_mounts
+
+        return load_mounts(cfg)
     if not cfg.app_uri:
         raise AppLoadError("No application module specified.")
     extend_sys_path(cfg)

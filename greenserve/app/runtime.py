@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .loading import detect_interface
+from .mount import MountRuntime, Mounts
 
 if TYPE_CHECKING:
     from ..streams import InlineStream
@@ -59,9 +60,21 @@ class WSGIRuntime:
         pass
 
 
-def make_runtime(app: Callable[..., Any], state: WorkerState) -> AppRuntime:
-    """The runtime for ``app`` under ``--interface`` (AppLoadError when it cannot fit)."""
-    interface = detect_interface(app, state.cfg.interface)
+def make_runtime(app: Callable[..., Any] | Mounts, state: WorkerState) -> AppRuntime:
+    """The runtime for ``app`` under ``--interface`` (AppLoadError when it cannot fit).
+
+    Mounted apps (``--mount``) get a :class:`.mount.MountRuntime`, unless the only mount is
+    ``/``: that one is served exactly like a single app.
+    """
+    if isinstance(app, Mounts):
+        root = app.single_root
+        if root is None:
+            return MountRuntime(app, state)
+        return _single(root.app, root.interface, state)
+    return _single(app, detect_interface(app, state.cfg.interface), state)
+
+
+def _single(app: Callable[..., Any], interface: str, state: WorkerState) -> AppRuntime:
     if interface == "wsgi":
         return WSGIRuntime(app, state)
     from ..asgi.adapter import ASGIRuntime

@@ -152,12 +152,18 @@ def asgi2_to_3(app: Callable[[dict[str, Any]], Any]) -> ASGIApp:
 
 
 class ASGIRuntime:
-    """The worker's loop and lifespan around an :class:`ASGIAdapter`."""
+    """The worker's loop and lifespan around an :class:`ASGIAdapter`.
 
-    def __init__(self, app: Callable[..., Any], interface: str, state: WorkerState) -> None:
+    ``bridge`` is given when several mounted apps share the worker's loop
+    (:mod:`greenserve.app.mount`); its owner then starts and stops it.
+    """
+
+    def __init__(self, app: Callable[..., Any], interface: str, state: WorkerState, *,
+                 bridge: LoopBridge | None = None) -> None:
         self.state = state
         self.app: ASGIApp = app if interface == "asgi" else asgi2_to_3(app)
-        self.bridge = LoopBridge()
+        self._owns_bridge = bridge is None
+        self.bridge = LoopBridge() if bridge is None else bridge
         self.lifespan_state: dict[str, Any] = {}
         self.handler = ASGIAdapter(self.app, state, self.bridge, self.lifespan_state)
         self.lifespan: Lifespan | None = None
@@ -169,7 +175,8 @@ class ASGIRuntime:
         its heartbeat there) and returns False to abandon. Startup is bounded by
         ``--timeout`` when that is set; a failure raises :class:`AppStartupError`.
         """
-        self.bridge.start()
+        if self._owns_bridge:
+            self.bridge.start()
         self.handler.start_sweeping()
         mode = self.state.cfg.asgi_lifespan
         if mode == "off":
@@ -202,4 +209,5 @@ class ASGIRuntime:
             if not pending.wait(timeout):
                 log.warning("ASGI lifespan shutdown did not complete within %g s", timeout)
                 pending.cancel()
-        self.bridge.stop(min(timeout, 5.0))
+        if self._owns_bridge:
+            self.bridge.stop(min(timeout, 5.0))

@@ -376,6 +376,11 @@ def validate(cfg: Config) -> None:
         if importlib.util.find_spec("httptools") is None:
             raise ConfigError("--http-parser fast needs httptools: pip install httptools "
                               "(or use --http-parser auto)")
+    from greenserve.app.mount import root_conflict
+
+    conflict = root_conflict(cfg)
+    if conflict:
+        raise ConfigError(conflict)
     seen: set[object] = set()
     for spec in cfg.bind:
         address = parse_bind(spec)
@@ -409,7 +414,7 @@ def run_mode(cfg: Config) -> RunMode:
     """
     if cfg.print_config:
         return "print"
-    if not cfg.app_uri:
+    if not cfg.app_uri and not cfg.mount:
         raise ConfigError("No application module specified.")
     return "check" if cfg.check_config else "serve"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from ..app.mount import to_mounts
 from .spec import at_least, checked, setting, to_bool, to_float, to_int, to_opt_str, to_str
 
 
@@ -22,6 +23,22 @@ class GreenserveSettings:
 `module:name` names a callable in a module (dotted packages allowed); `module` alone means
 `module:application`; `module:factory()` or `module:factory("x", debug=True)` calls a factory
 with literal arguments. In a config file it is spelled `wsgi_app`, as in gunicorn.""",
+    )
+    mount: tuple[tuple[str, Any], ...] = setting(
+        "--mount", kind="append", metavar="PREFIX=APP_MODULE", default=(),
+        convert=to_mounts, gunicorn=False, default_doc="[]",
+        help="Serve another app under a path prefix in the same worker (repeatable).",
+        desc="""\
+Several apps, WSGI or ASGI in any mix, in one worker: `--mount /api=service.api:app
+--mount /=legacy.wsgi:application`. The longest prefix matching whole path segments wins
+(`/api` serves `/api` and `/api/x`, not `/apix`); a path no prefix matches gets 404. A WSGI
+app sees the prefix added to `SCRIPT_NAME` and the rest in `PATH_INFO`; an ASGI app sees it
+added to `root_path`, with the full `path`. Each app's interface is detected on its own
+(`--interface` applies to APP_MODULE only), and every ASGI app runs its lifespan. With
+`--mount`, APP_MODULE is optional; when given it is mounted at `/`. In a config file:
+`mount = {"/api": "service.api:app", "/": "legacy.wsgi:application"}` or a list of
+`"PREFIX=APP_MODULE"` strings; the command line replaces the config file's list.
+See the how-to *Mixed deploys*.""",
     )
     header_timeout: float = setting(
         "--header-timeout", metavar="SECONDS", default=10.0,
