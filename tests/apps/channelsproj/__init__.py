@@ -1,0 +1,1 @@
+"""A minimal Django Channels project: ``greenserve channelsproj.asgi`` (tests/test_channels.py)."""
