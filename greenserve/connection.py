@@ -71,6 +71,9 @@ class HTTPConnection:
         self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
         #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
         self.upgraded = False
+        #: the WSGI environ keys shared by every request of this connection (built by the
+        #: adapter on the first request: addresses, scheme, trust)
+        self.environ_base: dict[str, Any] | None = None
         #: (start time, request line) of the request being served, for the heartbeat
         self.current: tuple[float, str] | None = None
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 from .streams import ConnectionInfo
 
+_CACHE_SIZE = 4096
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -21,13 +23,25 @@ class AllowList:
                 self.any = True
             elif item:
                 self.networks.append(ipaddress.ip_network(item, strict=False))
+        # Answers by client address: parsing an address costs microseconds, and every
+        # request asks (bounded: a flood of new addresses only stops the caching).
+        self._seen: dict[str, bool] = {}
 
     def allows(self, info: ConnectionInfo) -> bool:
         """Whether this connection's peer is trusted (unix-socket peers always are)."""
         if info.client is None or self.any:
             return True
+        host = info.client[0]
+        known = self._seen.get(host)
+        if known is None:
+            known = self._allows(host)
+            if len(self._seen) < _CACHE_SIZE:
+                self._seen[host] = known
+        return known
+
+    def _allows(self, host: str) -> bool:
         try:
-            address = ipaddress.ip_address(info.client[0].split("%", 1)[0])
+            address = ipaddress.ip_address(host.split("%", 1)[0])
         except ValueError:
             return False
         return any(address in network for network in self.networks)

@@ -15,7 +15,7 @@ from ..protocol.websocket import HandshakeRejection
 from ..protocol.writer import LocalProtocolError
 from ..streams import ClientDisconnected, InlineStream
 from .websocket import WebSocket, WebSocketOptions, attach_websocket
-from .wsgi_environ import HeaderRefused, build_environ
+from .wsgi_environ import HeaderRefused, build_environ, connection_environ
 from .wsgi_input import WSGIInput
 
 if TYPE_CHECKING:
@@ -114,7 +114,8 @@ class WSGIAdapter:
         responder = WSGIResponder(stream)
         environ: dict[str, Any] = {}
         try:
-            environ = build_environ(stream.request, stream.info, self.state)
+            environ = build_environ(stream.request, stream.info, self.state,
+                                    self._connection_environ(stream))
         except HeaderRefused as exc:
             log.info("refused header name with underscore: %s", exc)
             _simple_response(responder, 400, f"header name with underscore: {exc}")
@@ -134,6 +135,14 @@ class WSGIAdapter:
                 resp = ResponseInfo.from_stream(stream, reason=responder.reason)
                 safe_call(log, "post_request", call_post_request, self.state.cfg.post_request,
                           self.state.worker, req, environ, resp)
+
+    def _connection_environ(self, stream: InlineStream) -> dict[str, Any]:
+        """The connection's part of the environ, built on its first request."""
+        conn = stream.conn
+        base = conn.environ_base
+        if base is None:
+            base = conn.environ_base = connection_environ(stream.info, self.state)
+        return base
 
     def _request_info(self, stream: InlineStream, environ: dict[str, Any]) -> RequestInfo | None:
         """The ``req`` object for pre/post_request hooks; None when neither hook is set."""

@@ -21,6 +21,7 @@ class HeaderRefused(ValueError):
 # Headers that already have a CGI name of their own.
 _CGI_NAMES = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 _SECURE = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
+_SECURE_KEYS = [("HTTP_" + header.replace("-", "_"), value) for header, value in _SECURE.items()]
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -54,46 +55,99 @@ def base_environ(state: WorkerState) -> dict[str, Any]:
     }
 
 
-def build_environ(
-    request: Request, info: ConnectionInfo, state: WorkerState
-) -> dict[str, Any]:
-    """The per-request environ (without ``wsgi.input``/``wsgi.file_wrapper``)."""
+def connection_environ(info: ConnectionInfo, state: WorkerState) -> dict[str, Any]:
+    """The keys that are the same for every request of one connection.
+
+    Built once per connection (the addresses, the scheme, whether the peer may set the
+    secure-scheme headers); each request's environ starts as a copy of it.
+    """
     environ = dict(state.base_environ)
-    path, query = split_target(request.target)
-    path_info = unquote_to_bytes(path).decode("latin-1")
-    script_name: str = environ["SCRIPT_NAME"]
-    if script_name and path_info.startswith(script_name):
-        path_info = path_info[len(script_name) :]
-    raw_uri = request.target.decode("latin-1")
-    environ.update(
-        REQUEST_METHOD=request.method.decode("ascii"),
-        PATH_INFO=path_info,
-        QUERY_STRING=query.decode("latin-1"),
-        RAW_URI=raw_uri,
-        REQUEST_URI=raw_uri,
-        SERVER_PROTOCOL="HTTP/" + request.http_version.decode("ascii"),
-    )
-    _add_headers(environ, request, state.cfg.header_map)
-    _add_addresses(environ, info)
-    if _trusted(info, state) and _is_secure(environ):
-        environ["wsgi.url_scheme"] = "https"
+    if info.client is not None:
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = info.client[0], str(info.client[1])
     else:
-        environ["wsgi.url_scheme"] = info.scheme
+        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = "", ""
+    # Without a Host header (HTTP/1.0) the server's own address names it.
+    if info.server is not None:
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = info.server[0], str(info.server[1])
+    else:
+        environ["SERVER_NAME"] = "localhost"
+        environ["SERVER_PORT"] = _DEFAULT_PORTS.get(info.scheme, "80")
+    environ["wsgi.url_scheme"] = info.scheme
+    environ[_TRUSTED] = state.forwarded_allow.allows(info)
     return environ
 
 
+# A key of the connection template only: whether the peer may set the secure-scheme headers.
+_TRUSTED = "greenserve.trusted_peer"
+_DEFAULT_PORTS = {"https": "443", "http": "80"}
+
+
+def build_environ(
+    request: Request,
+    info: ConnectionInfo,
+    state: WorkerState,
+    base: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The per-request environ (without ``wsgi.input``/``wsgi.file_wrapper``).
+
+    ``base`` is the connection's :func:`connection_environ`, when the caller keeps it.
+    """
+    environ = (base if base is not None else connection_environ(info, state)).copy()
+    trusted = environ.pop(_TRUSTED)
+    target = request.target
+    path, query = split_target(target)
+    path_info = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+    script_name: str = environ["SCRIPT_NAME"]
+    if script_name and path_info.startswith(script_name):
+        path_info = path_info[len(script_name) :]
+    raw_uri = target.decode("latin-1")
+    environ["REQUEST_METHOD"] = request.method.decode("ascii")
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["RAW_URI"] = raw_uri
+    environ["REQUEST_URI"] = raw_uri
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.http_version) or (
+        "HTTP/" + request.http_version.decode("ascii"))
+    _add_headers(environ, request, state.cfg.header_map)
+    host = environ.get("HTTP_HOST")
+    if host:
+        _add_server(environ, host, info.scheme)
+    if trusted and _is_secure(environ):
+        environ["wsgi.url_scheme"] = "https"
+    return environ
+
+
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+#: environ key of each header name seen (None: dropped, a name with '_'), bounded in size
+_KEYS: dict[bytes, str | None] = {}
+_KEYS_SIZE = 1024
+
+
+def _header_key(raw_name: bytes, header_map: str) -> str | None:
+    """The environ key of a header name; None when the name is dropped."""
+    key = _CGI_NAMES.get(raw_name.lower())
+    if key is None:
+        if b"_" in raw_name:
+            if header_map == "refuse":
+                raise HeaderRefused(raw_name.decode("latin-1"))
+            if header_map != "dangerous":
+                return None  # a name with '_' could spoof one with '-' (gunicorn's rule)
+        key = "HTTP_" + raw_name.decode("latin-1").upper().replace("-", "_")
+    return key
+
+
 def _add_headers(environ: dict[str, Any], request: Request, header_map: str) -> None:
+    keys = _KEYS
     for raw_name, raw_value in request.headers:
-        lname = raw_name.lower()
-        value = raw_value.decode("latin-1")
-        key = _CGI_NAMES.get(lname)
+        if raw_name in keys:
+            key = keys[raw_name]
+        else:
+            key = _header_key(raw_name, header_map)
+            if b"_" not in raw_name and len(keys) < _KEYS_SIZE:
+                keys[raw_name] = key  # names with '_' depend on --header-map: not cached
         if key is None:
-            if b"_" in raw_name:
-                if header_map == "refuse":
-                    raise HeaderRefused(raw_name.decode("latin-1"))
-                if header_map != "dangerous":
-                    continue  # a name with '_' could spoof one with '-' (gunicorn's rule)
-            key = "HTTP_" + raw_name.decode("latin-1").upper().replace("-", "_")
+            continue
+        value = raw_value.decode("latin-1")
         if key in environ and key.startswith("HTTP_"):
             sep = "; " if key == "HTTP_COOKIE" else ","
             environ[key] = environ[key] + sep + value
@@ -101,32 +155,18 @@ def _add_headers(environ: dict[str, Any], request: Request, header_map: str) -> 
             environ[key] = value
 
 
-def _add_addresses(environ: dict[str, Any], info: ConnectionInfo) -> None:
-    if info.client is not None:
-        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = info.client[0], str(info.client[1])
+def _add_server(environ: dict[str, Any], host: str, scheme: str) -> None:
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and not name.endswith(":"):
+        environ["SERVER_NAME"], environ["SERVER_PORT"] = name, port
     else:
-        environ["REMOTE_ADDR"], environ["REMOTE_PORT"] = "", ""
-    host = environ.get("HTTP_HOST")
-    default_port = "443" if info.scheme == "https" else "80"
-    if host:
-        name, sep, port = host.rpartition(":")
-        if sep and port.isdigit() and not name.endswith(":"):
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = name, port
-        else:
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = host, default_port
-    elif info.server is not None:
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = info.server[0], str(info.server[1])
-    else:
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = "localhost", default_port
-
-
-def _trusted(info: ConnectionInfo, state: WorkerState) -> bool:
-    return state.forwarded_allow.allows(info)
+        environ["SERVER_NAME"] = host
+        environ["SERVER_PORT"] = "443" if scheme == "https" else "80"
 
 
 def _is_secure(environ: dict[str, Any]) -> bool:
-    for header, value in _SECURE.items():
-        got = environ.get("HTTP_" + header.replace("-", "_"))
+    for key, value in _SECURE_KEYS:
+        got = environ.get(key)
         if got is not None and got.lower() == value:
             return True
     return False

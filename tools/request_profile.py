@@ -1,0 +1,203 @@
+"""CPU cost of one WSGI request in the worker, and where it goes (not a test).
+
+    .venv/bin/python tools/request_profile.py [--servers greenserve,gunicorn] [--path /10k]
+        [--conns 50] [--duration 8] [--warmup 2] [--repeats 1] [--profile SECONDS]
+
+Starts each server with one worker on ``loadtests/bench_app.py`` (pinned to CPU 0, wrk to
+CPU 1, as ``loadtests/bench.py`` does), loads it with wrk and prints, for each run, the
+requests/s, the worker process group's CPU µs per request (steadier than requests/s on a
+shared machine) and the load average, so A/B runs made back to back can be compared.
+``--profile SECONDS`` also records the greenserve worker with py-spy (``bench`` extra) for
+that long during an extra run and prints the functions with the most self time, and the
+share of samples under each greenserve function (inclusive).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADTESTS = ROOT / "loadtests"
+COMMON = ["-w", "1", "--worker-connections", "1000", "--keep-alive", "75", "-b", "127.0.0.1:0"]
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def server_argv(name: str) -> list[str]:
+    if name.startswith("greenserve"):
+        parser = ["--http-parser", "python"] if name.startswith("greenserve-h11") else []
+        return [sys.executable, "-m", "greenserve", *COMMON, *parser, "bench_app:app"]
+    return [sys.executable, "-m", "gunicorn", "-k", "gevent", *COMMON, "--no-control-socket",
+            "bench_app:app"]
+
+
+def start(name: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS", "WEB_CONCURRENCY")}
+    # "greenserve@DIR" runs the greenserve package found in DIR (an A/B baseline: e.g.
+    # ``git archive HEAD greenserve | tar -x -C DIR``).
+    _, _, tree = name.partition("@")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(LOADTESTS)]))
+    with log.open("wb") as out:
+        proc = subprocess.Popen(["taskset", "-c", "0", *server_argv(name)], cwd=LOADTESTS,
+                                env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", log.read_bytes())
+        if found:
+            return proc, int(found.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    stop(proc)
+    raise SystemExit(f"{name} did not start:\n{log.read_text(errors='replace')}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def group_ticks(pgid: int) -> int:
+    total = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[2]) == pgid:
+                total += int(stat[11]) + int(stat[12])
+    return total
+
+
+def worker_pid(master: int) -> int:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == master:
+                return int(entry.name)
+    raise RuntimeError("no worker process found")
+
+
+def wrk(port: int, path: str, conns: int, seconds: float) -> tuple[float, int]:
+    out = subprocess.run(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{int(seconds)}s",
+         f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    if "Non-2xx" in out or "Socket errors" in out:
+        print("  wrk reported errors:\n" + out)
+    return rps, reqs
+
+
+def measure(name: str, pgid: int, port: int, opts: argparse.Namespace) -> tuple[float, float]:
+    if opts.warmup:
+        wrk(port, opts.path, opts.conns, opts.warmup)
+    before = group_ticks(pgid)
+    rps, reqs = wrk(port, opts.path, opts.conns, opts.duration)
+    cpu_us = (group_ticks(pgid) - before) / HZ / reqs * 1e6
+    load = os.getloadavg()
+    print(f"{name:<15} {opts.path} c={opts.conns}: {rps:8.0f} req/s  {cpu_us:5.1f} µs CPU/req"
+          f"  load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    return rps, cpu_us
+
+
+def profile(pid: int, port: int, opts: argparse.Namespace) -> None:
+    raw = Path(tempfile.mkdtemp()) / "profile.txt"
+    load = subprocess.Popen(
+        ["taskset", "-c", "1", "wrk", "-t1", f"-c{opts.conns}", f"-d{opts.profile + 4}s",
+         f"http://127.0.0.1:{port}{opts.path}"], stdout=subprocess.DEVNULL)
+    time.sleep(2)
+    subprocess.run(["taskset", "-c", "1", str(Path(sys.executable).parent / "py-spy"),
+                    "record", "-r", "200", "-d", str(opts.profile), "-f", "raw", "-o",
+                    str(raw), "--pid", str(pid)], check=True, capture_output=True)
+    load.wait()
+    print(f"\nraw py-spy samples: {raw}")
+    report(raw)
+
+
+def report(raw: Path) -> None:
+    """Self and inclusive shares of the main thread's samples, by function."""
+    own: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if "gevent/_monitor.py" in stack or "gevent/threadpool.py" in stack:
+            continue  # gevent's monitoring thread and threadpool: idle, not the worker
+        n = int(count)
+        total += n
+        names = [re.sub(r":\d+\)$", ")", f) for f in frames]
+        own[names[-1]] += n
+        for fn in set(names):
+            incl[fn] += n
+    print(f"\n{total} samples of the main thread; top self time:")
+    for fn, n in own.most_common(25):
+        print(f"  {n / total:6.1%}  {fn}")
+    print("\ninclusive (greenserve and gevent socket functions):")
+    for fn, n in incl.most_common(200):
+        if "greenserve/" in fn or "gevent/_socket" in fn or "bench_app" in fn:
+            print(f"  {n / total:6.1%}  {fn}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--servers", default="greenserve,gunicorn",
+                   help="from greenserve, greenserve-h11, gunicorn; NAME@DIR takes greenserve "
+                   "from DIR")
+    p.add_argument("--path", default="/10k")
+    p.add_argument("--conns", type=int, default=50)
+    p.add_argument("--duration", type=int, default=8)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--profile", type=int, default=0, help="py-spy seconds (greenserve)")
+    opts = p.parse_args()
+    names = opts.servers.split(",")
+    servers = {}
+    try:
+        for name in names:
+            log = Path(tempfile.mkdtemp()) / "server.log"
+            servers[name] = start(name, log)
+        results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+        for repeat in range(opts.repeats):
+            for name in names if repeat % 2 == 0 else names[::-1]:
+                proc, port = servers[name]
+                results[name].append(measure(name, proc.pid, port, opts))
+        if "gunicorn" in results and len(names) > 1:
+            base = max(r for r, _ in results["gunicorn"])
+            for name in names:
+                if name != "gunicorn":
+                    best = max(r for r, _ in results[name])
+                    cpu = min(c for _, c in results[name])
+                    print(f"{name}/gunicorn best req/s ratio {best / base:.2f}; best CPU "
+                          f"{cpu:.1f} vs {min(c for _, c in results['gunicorn']):.1f} µs/req")
+        if opts.profile:
+            name = next(n for n in names if n.startswith("greenserve"))
+            proc, port = servers[name]
+            profile(worker_pid(proc.pid), port, opts)
+    finally:
+        for proc, _ in servers.values():
+            stop(proc)
+
+
+if __name__ == "__main__":
+    main()
