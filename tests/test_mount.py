@@ -7,6 +7,7 @@ and the embedding API; bad mount specs are one-line errors.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import requests
 import websocket
 
 import greenserve
-from conftest import ServerProcess
+from conftest import RawClient, ServerProcess
 from greenserve.app.loading import AppLoadError
 
 APPS = Path(__file__).resolve().parent / "apps"
@@ -89,6 +90,17 @@ def test_paths_outside_every_mount_are_404(serve) -> None:  # type: ignore[no-un
         websocket.create_connection(f"ws://127.0.0.1:{server.port}/elsewhere", timeout=10)
     assert refused.value.status_code == 404
     assert server.has_logged('"GET / HTTP/1.1" 404')
+
+
+def test_root_mount_takes_every_other_target(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("--mount", "/=mount_apps:environ_app", "--mount", "/api=mount_apps:api")
+    sock = server.connect()
+    sock.sendall(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n"
+                 b"GET http://x/api/items/2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    client = RawClient(sock)
+    assert client.response()[::2] == (200, b"wsgi |*")
+    status, _, body = client.response()
+    assert (status, json.loads(body)["path"]) == (200, "/api/items/2")
 
 
 def test_every_asgi_mount_runs_its_lifespan(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -230,10 +230,11 @@ class MountDispatcher:
     """
 
     def __init__(self, routes: list[tuple[str, Handler]], fallback: Handler) -> None:
-        # Longest first, so the first hit is the longest match; the root ("") goes last.
+        # Longest first, so the first hit is the longest match. The root mount, if any,
+        # takes everything else, ``OPTIONS *`` included.
         ordered = sorted(routes, key=lambda route: len(route[0]), reverse=True)
-        self.routes = [(b"" if p == "/" else p.encode("utf-8"), h) for p, h in ordered]
-        self.fallback = fallback
+        self.routes = [(p.encode("utf-8"), h) for p, h in ordered if p != "/"]
+        self.fallback = next((h for p, h in routes if p == "/"), fallback)
         self.script_name = os.environ.get("SCRIPT_NAME", "").encode("latin-1")
 
     def __call__(self, stream: InlineStream) -> None:

@@ -122,5 +122,6 @@ Decided once, when the app is loaded. `auto` serves an `async def` callable (or 
 whose `__call__` is one) as ASGI 3, a class with an async `__call__` as ASGI 2, and
 anything else as WSGI. An explicit value overrides the guess, but an app that certainly
 has another shape (an `async def` app as `wsgi`, a two-argument callable as `asgi`) is
-refused with a one-line error. `asgi3` is accepted as uvicorn's name for `asgi`.""",
+refused with a one-line error. `asgi3` is accepted as uvicorn's name for `asgi`. With
+`mount`, it applies to APP_MODULE only: each mounted app's interface is detected.""",
     )
