@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from conftest import TESTS, ServerProcess
 from greenserve.config import ConfigError, load
@@ -162,6 +163,35 @@ def test_websockets_fragmented_compressed_messages(serve: Serve, target: Target)
     extensions, *rest = run(go())
     assert extensions.startswith("permessage-deflate")
     assert rest == [True, True, 4002]
+
+
+@pytest.mark.parametrize(("offer", "answer"), [
+    ({"server_max_window_bits": 9, "client_max_window_bits": 9,
+      "server_no_context_takeover": True, "client_no_context_takeover": True},
+     "permessage-deflate; client_no_context_takeover; server_no_context_takeover; "
+     "client_max_window_bits=9; server_max_window_bits=9"),
+    ({"client_max_window_bits": True, "client_no_context_takeover": True},
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits=15"),
+    # zlib cannot compress with a 256-byte window: the offer is declined, not half-honoured
+    ({"server_max_window_bits": 8}, None),
+], ids=["small-windows-no-takeover", "client-no-takeover", "window-8-declined"])
+def test_deflate_parameters_negotiated_with_websockets(
+        serve: Serve, target: Target, offer: dict[str, Any], answer: str | None) -> None:
+    server = serve(target.spec)
+    factory = ClientPerMessageDeflateFactory(**offer)
+
+    async def go() -> list[Any]:
+        async with connect(url(server), extensions=[factory], compression=None,
+                           max_size=None) as ws:
+            assert ws.response is not None
+            got: list[Any] = [ws.response.headers.get("Sec-WebSocket-Extensions")]
+            for n in range(3):  # later messages use (or must not use) the earlier context
+                data = pattern(300000)[n:] + os.urandom(1000)
+                await ws.send(data)
+                got.append(await ws.recv() == data)
+            return got
+
+    assert run(go()) == [answer, True, True, True]
 
 
 # -- Node.js's built-in WebSocket --------------------------------------------------------------
