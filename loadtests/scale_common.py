@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +178,7 @@ class HTTPClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.waiter: asyncio.Future[bytes] | None = None
+        self.body = b""  # of the last response
         self.closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -196,6 +197,7 @@ class HTTPClient(asyncio.Protocol):
                 length = int(line.split(b":", 1)[1])
         if len(self.buffer) >= end + 4 + length:
             status = bytes(self.buffer[:end].split(b"\r\n", 1)[0])
+            self.body = bytes(self.buffer[end + 4:end + 4 + length])
             del self.buffer[:end + 4 + length]
             self.waiter.set_result(status)
 
@@ -349,7 +351,7 @@ async def connect_http(port: int, source: str = "127.0.0.1",
     return client
 
 
-def abort_all(clients: list[WSClient] | list[HTTPClient]) -> None:
+def abort_all(clients: Sequence[WSClient | HTTPClient]) -> None:
     """Drop every client connection at once (RST), so no server waits on a close."""
     for client in clients:
         if client.transport is not None:
