@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import requests
 from master_helpers import wait_for
+from test_websocket_interop import node_client
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -122,3 +123,33 @@ def test_group_broadcast_between_async_and_sync_consumers(
         ("async said three", "async said three"),
         "async said alone",
     ]
+
+
+def test_a_blocking_sync_consumer_does_not_stop_async_consumers(
+        channels_server: ServerProcess) -> None:
+    """The sync consumer runs in asgiref's executor thread, a greenlet once gevent patched
+    threading: its ``time.sleep`` yields to the hub, so the event loop (and every async
+    consumer) keeps running. The async echo answers while the sync consumer still sleeps."""
+    async def go() -> list[Any]:
+        async with connect(url(channels_server, "/ws/sync-echo/")) as sleeper, \
+                connect(url(channels_server, "/ws/echo/")) as echo:
+            await sleeper.send("sleep 3")
+            slept = asyncio.ensure_future(sleeper.recv())
+            await echo.send("meanwhile")
+            got: list[Any] = [await echo.recv(), slept.done()]
+            got.append(await slept)
+            return got
+
+    assert run(go()) == ["meanwhile", False, "slept"]
+
+
+@pytest.mark.parametrize("path", ["/ws/echo/", "/ws/sync-echo/"])
+def test_node_client_against_consumers(channels_server: ServerProcess, path: str) -> None:
+    """Node's built-in WebSocket: text, binary and 1 MiB messages, compressed."""
+    out = node_client(url(channels_server, path), "echo", "0")
+    prefix = "sync:" if "sync" in path else ""
+    assert out["extensions"].startswith("permessage-deflate")
+    assert [e["kind"] for e in out["echoes"]] == ["text", "binary", "binary"]
+    assert out["echoes"][0]["head"] == prefix + "héllo wörld"
+    assert out["echoes"][2]["length"] == 1 << 20
+    assert out["close"] == {"code": 4000, "reason": "done", "wasClean": True}

@@ -1,6 +1,7 @@
 """Consumers of both kinds, as the Channels tutorial writes them.
 
-Echo consumers send every message back; ``close NNNN`` makes them close with that code.
+Echo consumers send every message back; ``close NNNN`` makes them close with that code, and
+``sleep SECONDS`` makes the sync one block in ``time.sleep`` before answering ``slept``.
 Chat consumers join the group of their room and broadcast every message to it through the
 channel layer; an async and a sync consumer in the same room hear each other. Close codes
 received from clients are recorded in :data:`CLOSED` (shown by the ``/closed/`` view).
@@ -8,6 +9,7 @@ received from clients are recorded in :data:`CLOSED` (shown by the ``/closed/`` 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -51,6 +53,9 @@ class SyncEchoConsumer(WebsocketConsumer):
         code = _close_code(text_data)
         if code is not None:
             self.close(code)
+        elif text_data is not None and text_data.startswith("sleep "):
+            time.sleep(float(text_data.split()[1]))  # blocking, as sync code is
+            self.send(text_data="slept")
         elif text_data is not None:
             self.send(text_data="sync:" + text_data)
         else:
