@@ -113,11 +113,15 @@ def test_every_asgi_mount_runs_its_lifespan(serve, tmp_path: Path) -> None:  # t
     assert marker.read_text() == "api shutdown"
 
 
-def test_failing_lifespan_stops_the_worker_naming_the_mount(serve) -> None:  # type: ignore[no-untyped-def]
-    server = serve(*MIXED, "--mount", "/broken=mount_apps:broken_lifespan", wait=False)
+def test_failing_lifespan_stops_the_worker_naming_the_mount(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    marker = tmp_path / "shutdown"
+    server = serve(*MIXED, "--mount", "/broken=mount_apps:broken_lifespan", wait=False,
+                   env={"MOUNT_SHUTDOWN_MARKER": str(marker)})
     assert server.wait(timeout=30) == 3  # WORKER_BOOT_ERROR
     assert ("mount '/broken' (mount_apps:broken_lifespan): ASGI lifespan startup failed: "
             "no database") in server.logs()
+    # /api started before /broken failed: it got its shutdown.
+    assert marker.read_text() == "api shutdown"
 
 
 @pytest.mark.parametrize("form", [

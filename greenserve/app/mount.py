@@ -236,15 +236,16 @@ class MountDispatcher:
         self.routes = [(p.encode("utf-8"), h) for p, h in ordered if p != "/"]
         self.fallback = next((h for p, h in routes if p == "/"), fallback)
         self.script_name = os.environ.get("SCRIPT_NAME", "").encode("latin-1")
+        from .wsgi_environ import split_target  # not at the top: the config loader imports us
+
+        self._split_target = split_target
 
     def __call__(self, stream: InlineStream) -> None:
         self.select(stream.request.target)(stream)
 
     def select(self, target: bytes) -> Handler:
         """The handler for a request target."""
-        from .wsgi_environ import split_target
-
-        path, _ = split_target(target)
+        path, _ = self._split_target(target)
         if b"%" in path:
             path = unquote_to_bytes(path)
         if self.script_name and path.startswith(self.script_name):
