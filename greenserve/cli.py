@@ -30,10 +30,19 @@ EXIT_APP_LOAD_ERROR = 4
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run greenserve with ``argv`` (default ``sys.argv[1:]``); exits the process when done."""
+    """Run greenserve with ``argv`` (default ``sys.argv[1:]``); exits the process when done.
+
+    ``greenserve bench ...`` (exactly ``bench`` first) is the load-testing harness instead
+    of the server; an app module named ``bench`` is served as ``greenserve bench:application``.
+    """
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["bench"]:
+        # Before anything of the server is imported: the harness patches nothing.
+        from greenserve.bench.cli import main as bench_main
+
+        sys.exit(bench_main(args[1:]))
     from greenserve import _patch
 
-    args = sys.argv[1:] if argv is None else argv
     cfg, mode = _configure(args)
     # After the config file ran: what it imported is the user's early imports too.
     _patch.snapshot()

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from greenserve.bench.options import build_parser as build_bench_parser
 from greenserve.config import CMD_ARGS_VARS, PENDING, build_parser, long_flag
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -204,11 +205,22 @@ def greenserve_args(line: str) -> Iterator[list[str]]:
 
 
 def flags_in(args: list[str]) -> list[str]:
-    return [a.split("=", 1)[0] for a in args if re.match(r"^--?[A-Za-z]", a)]
+    """The flags among ``args``; a quoted value such as ``--server-args "-w 1"`` is none."""
+    return [a.split("=", 1)[0] for a in args if re.match(r"^--?[A-Za-z][\w-]*(=|$)", a)]
 
 
 def known_flags() -> set[str]:
     return {flag for action in build_parser()._actions for flag in action.option_strings}
+
+
+def bench_flags() -> set[str]:
+    """The flags of ``greenserve bench``, which has a parser of its own."""
+    return {flag for action in build_bench_parser()._actions for flag in action.option_strings}
+
+
+def flags_for(args: list[str], known: set[str]) -> set[str]:
+    """The flags valid in a ``greenserve`` argument list: the server's, or the bench's."""
+    return bench_flags() if args[:1] == ["bench"] else known
 
 
 def pending_flags() -> dict[str, str]:
@@ -223,6 +235,9 @@ def test_the_flag_extraction_sees_the_forms_used_in_the_docs() -> None:
         ["--bind", "--workers"], ["--print-config"], ["-b"]]
     assert list(greenserve_args("journalctl -u greenserve -f")) == []
     assert list(greenserve_args("python -m greenserve -w 2 app:app")) == [["-w", "2", "app:app"]]
+    bench = 'greenserve bench --app a:b --server-args "-w 1" -u 5'
+    assert [flags_in(a) for a in greenserve_args(bench)] == [["--app", "--server-args", "-u"]]
+    assert "--users" in flags_for(["bench"], known_flags()) - known_flags()
     unit = "ExecStart=/srv/bin/greenserve \\\n    --bind fd://3 \\\n    m.wsgi"
     block = Block("x.md", 1, "ini", unit)
     assert [flags_in(a) for line in shell_lines(block) for a in greenserve_args(line)] == [
@@ -241,7 +256,7 @@ def test_every_flag_in_the_docs_exists() -> None:
                 for args in greenserve_args(line):
                     for flag in flags_in(args):
                         where = f"{block.page}:{block.line}: {flag}"
-                        if flag not in known:
+                        if flag not in flags_for(args, known):
                             unknown.append(where)
                         elif flag in pending and (
                             f"{pending[flag]} {NOT_IMPLEMENTED}" not in block.text
@@ -256,6 +271,8 @@ def test_every_flag_in_the_docs_exists() -> None:
 
 #: pages whose bare inline flags belong to other programs (wrk, py-spy), not greenserve
 OTHER_PROGRAMS = {"benchmarks.md"}
+#: pages about ``greenserve bench``, whose bare inline flags may also be its options
+BENCH_PAGES = {"how-to/load-testing.md"}
 
 
 def test_every_flag_in_inline_code_exists() -> None:
@@ -265,14 +282,17 @@ def test_every_flag_in_inline_code_exists() -> None:
     unknown = []
     for page in pages():
         text = re.sub(r"(?ms)^\s*(```+|~~~+).*?^\s*\1", "", page.read_text(encoding="utf-8"))
+        valid = known | bench_flags() if rel(page) in BENCH_PAGES else known
         for span in re.findall(r"`([^`\n]+)`", text):
             if span.startswith("greenserve "):
-                found = [f for a in greenserve_args(span) for f in flags_in(a)]
+                found = [f for a in greenserve_args(span) for f in flags_in(a)
+                         if f not in flags_for(a, known)]
             elif re.match(r"^--?[A-Za-z]", span) and rel(page) not in OTHER_PROGRAMS:
                 found = flags_in(re.split(r"[\s/]+", span)[:1] + span.split("/")[1:2])
+                found = [f for f in found if f not in valid]
             else:
                 continue
-            unknown += [f"{rel(page)}: `{span}`" for f in found if f not in known]
+            unknown += [f"{rel(page)}: `{span}`" for f in found]
     assert not unknown, "inline code names flags that greenserve does not have:\n" + "\n".join(
         unknown)
 
