@@ -8,7 +8,9 @@ CPU 1. A ``GET /broadcast?n=N&size=S`` makes the app send N text messages of S b
 every member, one member after the other for each message (WSGI: gevent-websocket's
 ``ws.send``; ASGI: ``await send(...)``, the same raw ASGI app for greenserve, uvicorn and
 ``gunicorn -k asgi``). The clients count frames; the rate is the messages received by all
-clients divided by the time from the request to the last message received.
+clients divided by the time from the request to the last message received. All servers run
+at once (each with its clients joined); each round broadcasts on every server in turn, in an
+order rotated between rounds, so load from elsewhere on the machine hits them alike.
 
 A warm-up broadcast (N=5) first checks that every client is in the room. Each broadcast has
 a time limit (``--limit``), and every server is stopped when its run ends (also on Ctrl-C).
@@ -24,6 +26,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,31 +135,58 @@ async def broadcast(server: Server, trigger: HTTPClient, clients: list[WSClient]
     return result, summary
 
 
-async def measure(server: Server, args: argparse.Namespace) -> Result:
-    """Join the clients, check the room with a warm-up broadcast, then the measured ones."""
+@dataclass
+class Room:
+    """One server with its clients joined and a keep-alive connection to trigger broadcasts."""
+
+    server: Server
+    clients: list[WSClient]
+    trigger: HTTPClient
+    result: Result
+
+
+async def _prepare(server: Server, args: argparse.Namespace) -> Room | Result:
+    """Join the clients and check the room with a warm-up broadcast (N=5)."""
     result = Result(server.name, args.clients)
-    clients = await _join(server.port, args.clients, args.deflate)
-    trigger = await connect_http(server.port)
     try:
-        result.negotiated = sum(1 for c in clients if c.upgraded.result())
-        await asyncio.sleep(0.5)  # let the last members' apps reach the room
-        warm, summary = await broadcast(server, trigger, clients, 5, args.size, args.limit)
-        if summary.get("members") != args.clients or warm.delivered != warm.expected:
-            result.error = f"warm-up: {summary}, delivered {warm.delivered}/{warm.expected}"
-            return result
+        clients = await _join(server.port, args.clients, args.deflate)
+    except RuntimeError as exc:
+        result.error = str(exc)
+        return result
+    room = Room(server, clients, await connect_http(server.port), result)
+    result.negotiated = sum(1 for c in clients if c.upgraded.result())
+    await asyncio.sleep(0.5)  # let the last members' apps reach the room
+    warm, summary = await broadcast(server, room.trigger, clients, 5, args.size, args.limit)
+    if summary.get("members") != args.clients or warm.delivered != warm.expected:
+        result.error = f"warm-up: {summary}, delivered {warm.delivered}/{warm.expected}"
+        abort_all([*clients, room.trigger])
+        return result
+    return room
+
+
+async def measure(servers: list[Server], args: argparse.Namespace) -> list[Result]:
+    """Every server once per round, in an order rotated between rounds, so that load from
+    elsewhere on the machine hits every server alike."""
+    prepared = [await _prepare(server, args) for server in servers]
+    rooms = [p for p in prepared if isinstance(p, Room)]
+    try:
         for repeat in range(args.repeats):
-            run, summary = await broadcast(server, trigger, clients, args.messages,
-                                           args.size, args.limit)
-            result.runs.append(run)
-            print(f"  #{repeat + 1}: {run.delivered:,}/{run.expected:,} in {run.seconds:.2f} s"
-                  f" = {run.rate:,.0f} msg/s (app loop {run.server_seconds:.2f} s, worker CPU "
-                  f"{run.server_cpu:.2f} s, client CPU {run.client_cpu:.2f} s, load "
-                  f"{run.load}){' TIMED OUT' if run.timed_out else ''}", flush=True)
-            if run.timed_out:
-                break
+            shift = repeat % len(rooms) if rooms else 0
+            for room in rooms[shift:] + rooms[:shift]:
+                if room.result.runs and room.result.runs[-1].timed_out:
+                    continue
+                run, _summary = await broadcast(room.server, room.trigger, room.clients,
+                                                args.messages, args.size, args.limit)
+                room.result.runs.append(run)
+                print(f"  {room.server.name} #{repeat + 1}: {run.delivered:,}/{run.expected:,} "
+                      f"in {run.seconds:.2f} s = {run.rate:,.0f} msg/s (app loop "
+                      f"{run.server_seconds:.2f} s, worker CPU {run.server_cpu:.2f} s, client "
+                      f"CPU {run.client_cpu:.2f} s, load {run.load})"
+                      f"{' TIMED OUT' if run.timed_out else ''}", flush=True)
     finally:
-        abort_all([*clients, trigger])
-    return result
+        for room in rooms:
+            abort_all([*room.clients, room.trigger])
+    return [p if isinstance(p, Result) else p.result for p in prepared]
 
 
 def table(results: list[Result], args: argparse.Namespace) -> str:
@@ -195,16 +225,18 @@ def main() -> int:
     raise_fd_limit()
     pinned = not args.no_pin and pin_self(1)
     results: list[Result] = []
+    names = args.servers.split(",")
+    print(f"{', '.join(names)}: {args.clients:,} clients each x {args.messages} messages of "
+          f"{args.size} B, {args.repeats} rounds (load {loadavg()})", flush=True)
     try:
-        for name in args.servers.split(","):
-            print(f"{name}: {args.clients:,} clients x {args.messages} messages of "
-                  f"{args.size} B (load {loadavg()})", flush=True)
-            log = HERE / "results" / f"broadcast-{name}.log"
-            with running(name, [], args.clients + 1000, 0 if pinned else None, log) as server:
-                result = asyncio.run(measure(server, args))
+        with ExitStack() as stack:
+            servers = [stack.enter_context(running(
+                name, [], args.clients + 1000, 0 if pinned else None,
+                HERE / "results" / f"broadcast-{name}.log")) for name in names]
+            results = asyncio.run(measure(servers, args))
+        for result in results:
             if result.error:
-                print(f"  {result.error}", flush=True)
-            results.append(result)
+                print(f"  {result.server}: {result.error}", flush=True)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
     print(table(results, args))
