@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -179,3 +180,32 @@ def test_options_follow_locust() -> None:
         "http://127.0.0.1:8000", 4, 4.0, 20)
     with pytest.raises(UsageError, match="--compare and --server-args need --app"):
         options.parse(["--url", "http://127.0.0.1:1", "--compare", "gunicorn"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_bench_stops_its_server(sig: int) -> None:
+    """Ctrl-C (SIGINT to the whole group, as a terminal sends it) or SIGTERM mid-run."""
+    env = {k: v for k, v in os.environ.items() if k != "GUNICORN_CMD_ARGS"}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenserve", "bench", "--app", "wsgi_apps:routes",
+         "--paths", "/hello", "-u", "2", "-t", "60s"],
+        cwd=APPS, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # written once the server answers, before Locust starts
+        url = re.search(r"at (http://\S+):", first)
+        assert url, first
+        os.killpg(proc.pid, sig) if sig == signal.SIGINT else proc.send_signal(sig)
+        rest = proc.stderr.read()
+        assert proc.wait(30) == 130
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+    assert rest == "greenserve bench: error: interrupted\n"
+    port = int(url.group(1).rsplit(":", 1)[1])
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

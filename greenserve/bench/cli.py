@@ -8,11 +8,13 @@ is written all the same); 2 a bad command line or Locust is not installed.
 from __future__ import annotations
 
 import importlib.util
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 
 from greenserve.bench import options, plots, report, runner, servers
 from greenserve.bench.options import BenchOptions, UsageError
@@ -26,6 +28,8 @@ INSTALL_HINT = "greenserve bench needs Locust: pip install 'greenserve[bench]'"
 
 def main(argv: list[str]) -> int:
     """Run ``greenserve bench`` with ``argv`` (the words after ``bench``); the exit code."""
+    # SIGTERM stops the bench like Ctrl-C does: the servers it started are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         opts = options.parse(argv)
         if importlib.util.find_spec("locust") is None:
@@ -40,6 +44,10 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def _error(message: str) -> None:
