@@ -114,10 +114,12 @@ def test_url_run_counts_failed_requests(serve, tmp_path: Path) -> None:
 
 
 def test_compare_runs_the_same_load_against_a_second_server(tmp_path: Path) -> None:
-    """The peer spelled with placeholders: it gets a port chosen by the bench."""
+    """The peer spelled with placeholders: it gets a port chosen by the bench. The load is
+    the template locustfile, which subclasses the built-in user and takes ``--paths`` too."""
     peer = f"{sys.executable} -m greenserve -w 1 -b {{bind}} {{app}}"
     result = bench("--app", "wsgi_apps:routes", "--server-args", "-w 1", "--compare", peer,
-                   "--paths", "/hello", "-u", "3", "-t", "2s", "--report", str(tmp_path))
+                   "-f", str(ROOT / "loadtests" / "locustfile.py"), "--paths", "/hello",
+                   "-u", "3", "-t", "2s", "--report", str(tmp_path))
     assert result.returncode == 0, result.stderr
     md = (tmp_path / "report.md").read_text()
     rows = {row["server"]: row for row in table(md, "Summary")}
@@ -127,6 +129,8 @@ def test_compare_runs_the_same_load_against_a_second_server(tmp_path: Path) -> N
     got = count(rows["greenserve"]["requests"]), count(rows["greenserve-2"]["requests"])
     assert re.fullmatch(r"\*\*\d+\.\d\d\*\*", ratios["req/s"]) and min(got) > 0
     assert (tmp_path / "greenserve-2_server.log").read_text().count("Listening at:") == 1
+    assert {row["path"] for row in table(md, "Per path")} == {"/hello"}
+    assert "locustfile.py" in md
 
 
 @pytest.mark.parametrize(("args", "message"), [
