@@ -114,10 +114,10 @@ def test_aiohttp_uncompressed_and_server_close_code(serve: Serve, target: Target
 
 
 def test_aiohttp_sees_and_answers_server_pings(serve: Serve, target: Target) -> None:
-    """The server pings every 0.2 s and closes (1011) a client silent for 1 s after a ping:
+    """The server pings every 0.2 s and closes (1011) a client silent for 1.5 s after a ping:
     aiohttp's automatic pongs (sent while the app waits in receive()) keep an idle connection
-    open for twice that."""
-    server = serve(target.spec, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "1")
+    open for longer than that."""
+    server = serve(target.spec, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "1.5")
 
     async def go() -> list[Any]:
         async with aiohttp.ClientSession() as session:
@@ -128,7 +128,7 @@ def test_aiohttp_sees_and_answers_server_pings(serve: Serve, target: Target) -> 
             async with session.ws_connect(url(server), autoping=True) as ws:
                 # aiohttp answers pings inside receive(): an app reads all the time
                 reading = asyncio.ensure_future(ws.receive())
-                await asyncio.sleep(2.0)
+                await asyncio.sleep(2.5)
                 await ws.send_str("still here")
                 got.append((await reading).data)
                 await ws.close()
@@ -217,9 +217,9 @@ def node_flags() -> tuple[str, ...]:
 
 def test_node_echo_compressed_through_server_pings(serve: Serve, target: Target) -> None:
     """Node 20's WebSocket needs ``--experimental-websocket`` (global from Node 22). It offers
-    permessage-deflate; it must answer the pings sent while it holds the connection 1.5 s."""
-    server = serve(target.spec, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "1")
-    out = node_client(url(server), "echo", "1500", target.subprotocol)
+    permessage-deflate; it must answer the pings sent while it holds the connection 2.5 s."""
+    server = serve(target.spec, "--ws-ping-interval", "0.2", "--ws-ping-timeout", "1.5")
+    out = node_client(url(server), "echo", "2500", target.subprotocol)
     assert out["opened"] and out["extensions"].startswith("permessage-deflate")
     assert out["protocol"] == target.subprotocol
     big_sum = sum((i * 7) % 251 for i in range(MIB)) % 65521
