@@ -24,7 +24,6 @@ from .protocol.events import (
     InformationalResponse,
     ProtocolError,
     Request,
-    Response,
 )
 from .protocol.writer import LocalProtocolError, reason_phrase
 from .streams import BodyError, ClientDisconnected, ConnectionInfo, InlineStream
@@ -50,6 +49,19 @@ class RequestTimeout(BaseException):
     """
 
 
+def os_sockets(sock: Any) -> tuple[socket.socket | None, socket.socket]:
+    """(the socket to write to without blocking, the socket to peek at) under a gevent one.
+
+    Both are the OS-level, non-blocking TCP socket, except that a TLS connection has no
+    direct-write socket: its bytes must go through the TLS layer (``write``).
+    """
+    raw = getattr(sock, "_sock", None)
+    if raw is None:
+        raise TypeError(f"expected a gevent socket, got {type(sock).__name__}")
+    tls = hasattr(sock, "_sslobj") or hasattr(sock, "do_handshake")
+    return (None if tls else raw), raw
+
+
 def _request_line(request: Request) -> str:
     target = request.target[:200].decode("latin-1")
     return f"{request.method.decode('latin-1')} {target}"
@@ -65,10 +77,12 @@ class HTTPConnection:
         self.proto = state.connection_class(state.limits)
         self.idle = True  # waiting for a request: safe to close on graceful stop
         self.requests = 0
+        self._server = state.server_header
         self._deadline: float | None = None
         self._eof = False
         self._held = b""  # a response head waiting for its first body bytes
         self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
+        self._raw: tuple[socket.socket | None, socket.socket] | None = None  # os_sockets()
         #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
         self.upgraded = False
         #: the WSGI environ keys shared by every request of this connection (built by the
@@ -245,19 +259,14 @@ class HTTPConnection:
         return self.sock, self.proto.trailing_data
 
     # -- writing ----------------------------------------------------------------------------
-    def send_head(self, response: Response) -> None:
+    def send_head(self, status: int, headers: Headers, reason: bytes = b"") -> None:
         """Send a response head, adding the Date and Server headers."""
-        headers = list(response.headers)
-        names = {n.lower() for n, _ in headers}
-        if b"date" not in names:
-            headers.append((b"Date", http_date()))
-        if b"server" not in names:
-            headers.append((b"Server", self.state.server_header))
         if self.state.stopping:
             self.proto.close_after_response()
+        defaults = {b"date": (b"Date", http_date()), b"server": (b"Server", self._server)}
         # Held back and sent with the first body bytes (or the end of the response): one
         # send per small response instead of two.
-        self._held = self.proto.send(Response(response.status_code, headers, response.reason))
+        self._held = self.proto.send_response(status, headers, reason, defaults)
 
     def write(self, data: bytes) -> None:
         """Send bytes (after any held response head); a stalled client gets ``--timeout``."""
@@ -333,6 +342,61 @@ class HTTPConnection:
             sent += len(block)
         return sent
 
+    # -- non-blocking I/O, for code that must never wait (the ASGI loop) -------------------
+    # They act on the OS-level socket under gevent's: the ASGI app's task runs on the
+    # worker's asyncio loop, where a gevent wait would block every other task.
+    @property
+    def direct_writes(self) -> bool:
+        """Whether :meth:`send_now` may be used (not under TLS)."""
+        return self._os_sockets()[0] is not None
+
+    def send_now(self, data: bytes | memoryview) -> int:
+        """One non-blocking send: how many bytes the kernel took (0 when its buffer is full).
+
+        Only when :attr:`direct_writes`; an ``OSError`` means the connection is broken.
+        """
+        raw = self._os_sockets()[0]
+        if raw is None:
+            raise RuntimeError("no direct writes on a TLS connection")
+        try:
+            return raw.send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def peek_eof(self) -> bool | None:
+        """Without reading or waiting: True when the client has closed (EOF or reset), False
+        when bytes wait unread (they stay for the next read), None when nothing happened."""
+        try:
+            data = self._os_sockets()[1].recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return True
+        return not data
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (to watch it for readability)."""
+        return self.sock.fileno()
+
+    def _os_sockets(self) -> tuple[socket.socket | None, socket.socket]:
+        if self._raw is None:
+            self._raw = os_sockets(self.sock)
+        return self._raw
+
+    # -- after switch_protocols(): the new protocol's reads ---------------------------------
+    def recv_upgraded(self, size: int) -> bytes:
+        """One blocking read of up to ``size`` bytes (``b""`` at EOF). ``TimeoutError`` when
+        a concurrent :meth:`write` has just set the socket's send timeout; other socket
+        errors propagate."""
+        return self.sock.recv(size)
+
+    def shutdown(self, how: int) -> None:
+        """``socket.shutdown(how)``, ignoring a connection that is already gone."""
+        try:
+            self.sock.shutdown(how)
+        except OSError:
+            pass
+
     def _reject(self, error: ProtocolError) -> None:
         """Answer a request we refuse, log it, and let the caller close."""
         peer = self.info.client[0] if self.info.client else self.info.unix_path or "-"
@@ -347,7 +411,7 @@ class HTTPConnection:
             (b"Content-Length", b"%d" % len(body)),
         ]
         try:
-            self.send_head(Response(error.status_code, headers))
+            self.send_head(error.status_code, headers)
             self.write(body)
         except (ClientDisconnected, LocalProtocolError):
             pass

@@ -18,7 +18,6 @@ from .protocol.events import (
     InformationalResponse,
     ProtocolError,
     Request,
-    Response,
 )
 
 if TYPE_CHECKING:
@@ -93,7 +92,7 @@ class InlineStream:
         """Send the response head (the connection adds Date, Server and framing)."""
         self.status = status
         self.response_headers = headers
-        self.conn.send_head(Response(status, headers, reason))
+        self.conn.send_head(status, headers, reason)
 
     def send_data(self, data: bytes) -> None:
         """Send a piece of the response body."""

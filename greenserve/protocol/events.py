@@ -2,6 +2,10 @@
 
 Adapters (WSGI, ASGI) and the connection only ever see these types, never h11's or
 httptools' own, so swapping the parser touches nothing above ``protocol/``.
+
+Treat events as immutable values. They are not ``frozen`` dataclasses only because a frozen
+dataclass costs about three times as much to build (its ``__init__`` goes through
+``object.__setattr__`` for every field), and several are built for every request.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from dataclasses import dataclass, field
 Headers = list[tuple[bytes, bytes]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """A complete, validated request head.
 
@@ -31,7 +35,7 @@ class Request:
     stream_id: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Data:
     """A piece of a message body (request body in, response body out)."""
 
@@ -39,7 +43,7 @@ class Data:
     stream_id: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EndOfMessage:
     """The end of a message body, with trailers when the chunked encoding had some."""
 
@@ -47,7 +51,7 @@ class EndOfMessage:
     stream_id: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
     """A final response head, sent by the server."""
 
@@ -57,7 +61,7 @@ class Response:
     stream_id: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InformationalResponse:
     """A 1xx response (100 Continue, 103 Early Hints)."""
 
@@ -67,7 +71,7 @@ class InformationalResponse:
     stream_id: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProtocolError:
     """The peer broke the protocol; answer ``status_code`` (if any) and close.
 
@@ -79,7 +83,7 @@ class ProtocolError:
     stream_id: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionClosed:
     """The peer closed its side cleanly between requests."""
 

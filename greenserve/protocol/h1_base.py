@@ -78,6 +78,9 @@ def split_head(raw: bytes) -> ParsedHead:
     return ParsedHead(method, target, version, headers)
 
 
+_VERSIONS = {b"1.1": b"HTTP/1.1", b"1.0": b"HTTP/1.0"}
+
+
 class _In(Enum):
     HEAD = "head"
     BODY = "body"
@@ -301,21 +304,36 @@ class BaseH1Connection(ABC):
         )
 
     def _send_response(self, event: Response) -> bytes:
+        return self.send_response(event.status_code, event.headers, event.reason)
+
+    def send_response(
+        self,
+        status: int,
+        headers: Headers,
+        reason: bytes = b"",
+        defaults: dict[bytes, tuple[bytes, bytes]] | None = None,
+    ) -> bytes:
+        """``send(Response(status, headers, reason))``, plus ``defaults``: headers added
+        unless the app sent that field (keyed by lower-case name: the server's Date and
+        Server), in the same pass that checks the app's headers.
+        """
         if self._response is not None:
             raise LocalProtocolError("response already started")
         request = self._request
         method = request.method if request else b"GET"
-        version = b"HTTP/" + (request.http_version if request else b"1.1")
+        version = b"HTTP/1.1"
+        if request is not None:
+            version = _VERSIONS.get(request.http_version) or b"HTTP/" + request.http_version
         # A request we could not parse, or one whose body we did not finish reading,
         # leaves the connection in an unknown state: close it after this response.
         keep_alive = self._keep_alive and request is not None
         headers, framing, keep_alive = plan_response(
-            event.status_code, event.headers, method=method, http_version=version,
-            keep_alive=keep_alive,
+            status, headers, method=method, http_version=version,
+            keep_alive=keep_alive, defaults=defaults,
         )
         self._keep_alive = keep_alive
         self._response = framing
-        return serialize_head(event.status_code, event.reason, headers, http_version=b"HTTP/1.1")
+        return serialize_head(status, reason, headers, http_version=b"HTTP/1.1")
 
     def body_passthrough(self, count: int) -> bool:
         """Account for ``count`` body bytes the caller sends itself (``sendfile``).

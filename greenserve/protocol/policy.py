@@ -343,7 +343,7 @@ def effective_method(method: bytes, limits: Limits) -> bytes:
     return method.upper() if limits.casefold_http_method else method
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built for every request (see events.py)
 class HeadFields:
     """What the fields of an accepted head say about the body and the connection.
 

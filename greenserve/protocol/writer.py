@@ -18,6 +18,14 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text ): anything else could split the response.
 _BAD_REASON = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"transfer-encoding"))
+# What passed the checks before: the lower-cased form of each valid header name, and the
+# values known to be clean. Apps send the same few names and many of the same values on
+# every response; looking them up costs a tenth of the regular expressions. Both bounded:
+# the name table stops growing, the value set starts over.
+_NAMES: dict[bytes, bytes] = {}
+_NAMES_SIZE = 1024
+_VALUES: set[bytes] = set()
+_VALUES_SIZE = 4096
 
 
 class LocalProtocolError(Exception):
@@ -52,20 +60,44 @@ def serialize_head(
     """Status line and header block; ``headers`` must already be complete and checked."""
     if not 100 <= status <= 999:
         raise LocalProtocolError(f"invalid status code {status!r}")
-    if _BAD_REASON.search(reason):
+    if reason and _BAD_REASON.search(reason):
         raise LocalProtocolError(f"invalid reason phrase {reason!r}")
-    block = b"".join([b"%s: %s\r\n" % (name, value) for name, value in headers])
-    status_line = b"%s %d %s\r\n" % (http_version, status, reason or reason_phrase(status))
-    return status_line + block + b"\r\n"
+    parts = [b"%s %d %s" % (http_version, status, reason or reason_phrase(status))]
+    parts += [name + b": " + value for name, value in headers]
+    parts.append(b"\r\n")
+    return b"\r\n".join(parts)
+
+
+def checked_name(name: bytes, value: bytes) -> bytes:
+    """The lower-cased ``name``, once the header is known not to corrupt the framing.
+
+    LocalProtocolError for a name that is not a token or a value with control bytes
+    (response splitting).
+    """
+    try:
+        lname = _NAMES[name]
+        if value in _VALUES:
+            return lname
+    except (KeyError, TypeError):  # TypeError: not bytes (unhashable), checked below
+        pass
+    if not _TOKEN.match(name):
+        raise LocalProtocolError(f"invalid response header name {name!r}")
+    if _BAD_VALUE.search(value):
+        raise LocalProtocolError(f"invalid response header value for {name!r}")
+    lname = name.lower()
+    if type(name) is bytes and type(value) is bytes:
+        if len(_NAMES) < _NAMES_SIZE:
+            _NAMES[name] = lname
+        if len(_VALUES) >= _VALUES_SIZE:
+            _VALUES.clear()
+        _VALUES.add(value)
+    return lname
 
 
 def check_headers(headers: Headers) -> None:
     """Refuse header names/values that would corrupt the framing (response splitting)."""
     for name, value in headers:
-        if not _TOKEN.match(name):
-            raise LocalProtocolError(f"invalid response header name {name!r}")
-        if _BAD_VALUE.search(value):
-            raise LocalProtocolError(f"invalid response header value for {name!r}")
+        checked_name(name, value)
 
 
 def plan_response(
@@ -75,13 +107,17 @@ def plan_response(
     method: bytes,
     http_version: bytes,
     keep_alive: bool,
+    defaults: dict[bytes, tuple[bytes, bytes]] | None = None,
 ) -> tuple[Headers, BodyFraming, bool]:
-    """Decide framing and the Connection header; returns (headers, framing, keep_alive)."""
-    check_headers(headers)
+    """Decide framing and the Connection header; returns (headers, framing, keep_alive).
+
+    ``defaults`` (the server's Date and Server) are added after the app's headers, each
+    unless the app sent a field of that name (lower-case names as the keys).
+    """
     out: Headers = []
     length: int | None = None
-    for name, value in headers:
-        lname = name.lower()
+    names = [checked_name(name, value) for name, value in headers]
+    for lname, (name, value) in zip(names, headers, strict=True):
         if lname in _HOP_BY_HOP:
             if lname == b"connection" and b"close" in _tokens(value):
                 keep_alive = False
@@ -93,6 +129,8 @@ def plan_response(
                 continue  # a duplicate, or a status that MUST NOT carry it (RFC 9110 8.6)
             length = int(value)
         out.append((name, value))
+    if defaults:
+        out += [pair for lname, pair in defaults.items() if lname not in names]
     framing = BodyFraming(send_body=status_has_body(status, method))
     if length is not None:
         framing.remaining = length if framing.send_body else None
