@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -213,3 +214,20 @@ def test_an_interrupted_bench_stops_its_server(sig: int) -> None:
     port = int(url.group(1).rsplit(":", 1)[1])
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_https_app_with_a_self_signed_certificate(tmp_path: Path) -> None:
+    """``--certfile`` in ``--server-args`` makes the URL https; certificates are not checked."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"],
+                   check=True, capture_output=True)
+    result = bench("--app", "wsgi_apps:routes", "--paths", "/hello", "-u", "2", "-t", "1s",
+                   "--server-args", f"-w 1 --certfile {cert} --keyfile {key}",
+                   "--report", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    [row] = table((tmp_path / "out" / "report.md").read_text(), "Summary")
+    assert row["URL"].startswith("https://127.0.0.1:") and count(row["requests"]) > 0
+    assert row["failures"] == "0"

@@ -105,12 +105,19 @@ def _run_all(opts: BenchOptions, out_dir: Path, locustfile: Path) -> list[RunRes
         server = servers.start(label, command, port, out_dir / f"{label}_server.log")
         try:
             url = servers.wait_listening(server, opts.start_timeout)
+            if _tls(opts.server_args):  # the log line says http:// for a TLS socket too
+                url = url.replace("http://", "https://", 1)
             servers.wait_answering(url, first_path, opts.start_timeout, server)
             runs.append(_load(opts, label, url, out_dir, locustfile))
         finally:
             servers.stop(server)
         runs[-1].files.append(server.log_path)
     return runs
+
+
+def _tls(server_args: list[str]) -> bool:
+    """Whether ``--server-args`` turn TLS on (gunicorn's ``--certfile``)."""
+    return any(arg == "--certfile" or arg.startswith("--certfile=") for arg in server_args)
 
 
 def _load(opts: BenchOptions, label: str, url: str, out_dir: Path,
