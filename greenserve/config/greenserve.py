@@ -108,8 +108,10 @@ the client within this many seconds of a server ping, the connection is closed w
         help="Negotiate permessage-deflate with WebSocket clients that offer it.",
         desc="""\
 uvicorn's setting, spelled the same (`--ws-per-message-deflate false` turns it off). Each
-compressing connection keeps about 300 KB of zlib state for its life; with many idle
-WebSockets, or messages that do not compress, turning it off saves that memory and CPU.
+compressing connection keeps its zlib state for its life: measured with 500 clients that
+had each sent one short message, about 100 KiB more resident memory per connection (up to
+~300 KB once large messages fill the windows). With many idle WebSockets, or messages that
+do not compress, turning it off saves that memory and the CPU.
 It applies to WSGI and ASGI WebSockets alike; a client that offers the extension then gets
 no `Sec-WebSocket-Extensions` in the 101 and sends plain frames.""",
     )
