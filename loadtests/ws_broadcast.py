@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -219,6 +220,9 @@ def main() -> int:
     parser.add_argument("--deflate", action="store_true",
                         help="clients offer permessage-deflate")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds per broadcast")
+    parser.add_argument("--greenserve-args", default="",
+                        help="extra arguments for the greenserve servers, e.g. "
+                        "'--max-blocking-time 0'")
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "ws_broadcast.json")
     args = parser.parse_args()
@@ -226,12 +230,16 @@ def main() -> int:
     pinned = not args.no_pin and pin_self(1)
     results: list[Result] = []
     names = args.servers.split(",")
+
+    def extra(name: str) -> list[str]:
+        return shlex.split(args.greenserve_args) if name.startswith("greenserve") else []
+
     print(f"{', '.join(names)}: {args.clients:,} clients each x {args.messages} messages of "
           f"{args.size} B, {args.repeats} rounds (load {loadavg()})", flush=True)
     try:
         with ExitStack() as stack:
             servers = [stack.enter_context(running(
-                name, [], args.clients + 1000, 0 if pinned else None,
+                name, extra(name), args.clients + 1000, 0 if pinned else None,
                 HERE / "results" / f"broadcast-{name}.log")) for name in names]
             results = asyncio.run(measure(servers, args))
         for result in results:
