@@ -83,6 +83,12 @@ class HTTPConnection:
         self._held = b""  # a response head waiting for its first body bytes
         self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
         self._raw: tuple[socket.socket | None, socket.socket] | None = None  # os_sockets()
+        # _wait_readable()'s watcher and timer, made on first use (plain sockets only)
+        self._plain = not (hasattr(sock, "_sslobj") or hasattr(sock, "do_handshake"))
+        self._hub = gevent.get_hub()
+        self._watcher: Any = None
+        self._idle_timer: Any = None
+        self._idle_seconds = 0.0
         #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
         self.upgraded = False
         #: the WSGI environ keys shared by every request of this connection (built by the
@@ -168,6 +174,10 @@ class HTTPConnection:
                 self._deadline = time.monotonic() + cfg.header_timeout
             self.idle = not started
             try:
+                if not started and self.requests and self._plain:
+                    # Nothing of the next request is here yet (it never is right after a
+                    # response): wait for it before reading, instead of a recv that fails.
+                    self._wait_readable(idle_timeout)
                 self._recv()
             except TimeoutError:
                 if self.proto.trailing_data or (not self.requests and started):
@@ -212,6 +222,27 @@ class HTTPConnection:
             if event is not None:
                 return event
             self._recv()
+
+    def _wait_readable(self, seconds: float) -> None:
+        """Wait until the socket is readable, for at most ``seconds`` (TimeoutError).
+
+        The watcher and the timer are made once per connection and reused by every
+        keep-alive request: a socket timeout would build a ``gevent.Timeout`` per wait.
+        Plain sockets only: a TLS socket may hold decrypted bytes while its fd is idle.
+        """
+        if self._watcher is None:
+            self._watcher = self._hub.loop.io(self.sock.fileno(), 1)
+        timer = self._idle_timer
+        if timer is None or self._idle_seconds != seconds:
+            if timer is not None:
+                timer.close()
+            timer = self._idle_timer = self._hub.loop.timer(seconds)
+            self._idle_seconds = seconds
+        timer.start(gevent.getcurrent().throw, TimeoutError("timed out waiting for a request"))
+        try:
+            self._hub.wait(self._watcher)
+        finally:
+            timer.stop()
 
     def _recv(self) -> None:
         timeout = None
@@ -417,6 +448,10 @@ class HTTPConnection:
             pass
 
     def _close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+        if self._idle_timer is not None:
+            self._idle_timer.close()
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
