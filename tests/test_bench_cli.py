@@ -76,7 +76,7 @@ def test_app_run_writes_the_report(app_run: tuple[subprocess.CompletedProcess[st
     assert count(paths["/big"]["requests"]) > count(paths["/hello"]["requests"]) > 0
     assert sum(count(r["requests"]) for r in paths.values()) == count(total["requests"])
     for name in ("greenserve_stats.csv", "greenserve_stats_history.csv",
-                 "greenserve_failures.csv", "greenserve.json", "greenserve_server.log",
+                 "greenserve_failures.csv", "greenserve_final.json", "greenserve_server.log",
                  "requests_per_second.png", "latency_percentiles.png", "report.html"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "requests_per_second.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -103,7 +103,7 @@ def test_report_without_matplotlib_says_so_in_one_line(
 def test_url_run_counts_failed_requests(serve, tmp_path: Path) -> None:
     server = serve("--access-logfile", "-", "wsgi_apps:routes")
     result = bench("--url", server.url, "--paths", "/hello,/status?code=503", "-u", "3",
-                   "-t", "2s", "--report", str(tmp_path))
+                   "-t", "1s", "--report", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1].startswith("greenserve bench: error: ")
     assert "requests failed" in result.stderr
@@ -111,7 +111,10 @@ def test_url_run_counts_failed_requests(serve, tmp_path: Path) -> None:
     assert paths["/hello"]["failures"] == "0" and count(paths["/hello"]["requests"]) > 0
     assert paths["/status?code=503"]["failures"] == paths["/status?code=503"]["requests"]
     assert server.has_logged('"GET /hello HTTP/1.1" 200')
-    assert "HTTP 503" in (tmp_path / f"{server.host}_{server.port}_failures.csv").read_text()
+    [failure] = table((tmp_path / "report.md").read_text(), "Failures")
+    assert failure["request"] == "GET /status?code=503" and failure["error"] == "HTTP 503"
+    assert failure["count"] == paths["/status?code=503"]["failures"]
+    assert "| HTTP 503 |" in result.stdout
 
 
 def test_compare_runs_the_same_load_against_a_second_server(tmp_path: Path) -> None:
@@ -120,7 +123,7 @@ def test_compare_runs_the_same_load_against_a_second_server(tmp_path: Path) -> N
     peer = f"{sys.executable} -m greenserve -w 1 -b {{bind}} {{app}}"
     result = bench("--app", "wsgi_apps:routes", "--server-args", "-w 1", "--compare", peer,
                    "-f", str(ROOT / "loadtests" / "locustfile.py"), "--paths", "/hello",
-                   "-u", "3", "-t", "2s", "--report", str(tmp_path))
+                   "-u", "3", "-t", "1s", "--report", str(tmp_path))
     assert result.returncode == 0, result.stderr
     md = (tmp_path / "report.md").read_text()
     rows = {row["server"]: row for row in table(md, "Summary")}

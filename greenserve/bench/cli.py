@@ -60,16 +60,20 @@ def _say(message: str) -> None:
 
 def _bench(opts: BenchOptions, argv: list[str]) -> int:
     with _workdir(opts.report) as out_dir, tempfile.TemporaryDirectory() as shim_dir:
-        locustfile = opts.locustfile or runner.builtin_locustfile(Path(shim_dir))
-        runs = _run_all(opts, out_dir, locustfile)
+        shims = Path(shim_dir)
+        locustfiles = [opts.locustfile or runner.builtin_locustfile(shims),
+                       runner.collector_file(shims)]
+        runs = _run_all(opts, out_dir, locustfiles)
         print(report.markdown_table(report.summary_table(runs)))
         if len(runs) > 1:
             print("\n" + report.markdown_table(report.comparison_table(runs)))
+        if any(run.failures for run in runs):
+            print("\n" + report.markdown_table(report.failure_table(runs)))
         if opts.report is not None:
             _write_report(opts, argv, runs, out_dir)
     failed = sum(run.total.failures for run in runs)
     if failed:
-        _error(f"{failed:,} requests failed (see the per-path table)")
+        _error(f"{failed:,} requests failed")
         return EXIT_FAILED
     return 0
 
@@ -88,12 +92,12 @@ def _workdir(report_dir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def _run_all(opts: BenchOptions, out_dir: Path, locustfile: Path) -> list[RunResult]:
+def _run_all(opts: BenchOptions, out_dir: Path, locustfiles: list[Path]) -> list[RunResult]:
     """One run per target: the URL, or greenserve and then each ``--compare`` server."""
     first_path = opts.paths[0][0] if opts.paths else "/"
     if opts.url is not None:
         servers.wait_answering(opts.url, first_path, timeout=0)  # it should be up already
-        return [_load(opts, _url_label(opts.url), opts.url, out_dir, locustfile)]
+        return [_load(opts, _url_label(opts.url), opts.url, out_dir, locustfiles)]
     assert opts.app is not None  # options.parse guarantees one of url/app
     greenserve = servers.greenserve_command(opts.app, opts.server_args)
     targets: list[tuple[str, list[str], int | None]] = [("greenserve", greenserve, None)]
@@ -108,7 +112,7 @@ def _run_all(opts: BenchOptions, out_dir: Path, locustfile: Path) -> list[RunRes
             if _tls(opts.server_args):  # the log line says http:// for a TLS socket too
                 url = url.replace("http://", "https://", 1)
             servers.wait_answering(url, first_path, opts.start_timeout, server)
-            runs.append(_load(opts, label, url, out_dir, locustfile))
+            runs.append(_load(opts, label, url, out_dir, locustfiles))
         finally:
             servers.stop(server)
         runs[-1].files.append(server.log_path)
@@ -121,9 +125,9 @@ def _tls(server_args: list[str]) -> bool:
 
 
 def _load(opts: BenchOptions, label: str, url: str, out_dir: Path,
-          locustfile: Path) -> RunResult:
+          locustfiles: list[Path]) -> RunResult:
     _say(f"{label} at {url}: {opts.users} users for {opts.run_time}")
-    run = runner.run_locust(opts, label, url, out_dir, locustfile)
+    run = runner.run_locust(opts, label, url, out_dir, locustfiles)
     _say(f"{label}: {run.total.requests:,} requests, {run.total.failures:,} failed, "
          f"{run.total.rps:,.1f} req/s")
     return run

@@ -98,6 +98,14 @@ def endpoint_table(runs: list[RunResult]) -> Table:
     return Table(header, rows)
 
 
+def failure_table(runs: list[RunResult]) -> Table:
+    """Each kind of failure, most frequent first, per server."""
+    header = ["server", "request", "error", "count"]
+    rows = [[run.label, f"{f.method} {f.name}", f.error, f"{f.occurrences:,}"]
+            for run in runs for f in run.failures]
+    return Table(header, rows)
+
+
 def build(opts: BenchOptions, argv: list[str], runs: list[RunResult],
           plots: list[Path] | None, out_dir: Path) -> list[Block]:
     """The whole report; ``plots`` is None when matplotlib is missing."""
@@ -112,7 +120,10 @@ def build(opts: BenchOptions, argv: list[str], runs: list[RunResult],
             f"{runs[0].label}/other above 1 for req/s: {runs[0].label} served more; "
             "below 1 for a latency: it answered faster. The servers ran one after the "
             "other, under the same load.")]
-    blocks += [Heading("Per path"), endpoint_table(runs), Heading("Over time")]
+    blocks += [Heading("Per path"), endpoint_table(runs)]
+    if any(run.failures for run in runs):
+        blocks += [Heading("Failures"), failure_table(runs)]
+    blocks.append(Heading("Over time"))
     if plots is None:
         blocks.append(Para(NO_PLOTS))
     else:

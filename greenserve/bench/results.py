@@ -1,7 +1,8 @@
 """Locust's CSV files, read into typed rows.
 
-The totals come from ``PREFIX.json`` (``--json-file``), Locust's statistics at the end of
-the run, with its rounded response-time buckets. The time series comes from
+The totals and failures come from ``PREFIX_final.json``, Locust's statistics at the end of
+the run as :mod:`greenserve.bench.collector` wrote them, with Locust's rounded
+response-time buckets. The time series comes from
 ``PREFIX_stats_history.csv`` (with ``--csv-full-history``): one ``Aggregated`` row per
 second with the running request count and response-time percentiles over Locust's recent
 window (the last 10 s). Times are milliseconds, as Locust writes them.
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 AGGREGATED = "Aggregated"
+_CATCH = re.compile(r"^CatchResponseError\((['\"])(.*)\1\)$")
 
 
 @dataclass(frozen=True)
@@ -46,15 +49,26 @@ class Sample:
     p99_ms: float | None
 
 
+@dataclass(frozen=True)
+class Failure:
+    """One kind of failed request: which request, why, how many times."""
+
+    method: str
+    name: str
+    error: str
+    occurrences: int
+
+
 @dataclass
 class RunResult:
-    """One server under one load: its label, URL, totals, time series and files."""
+    """One server under one load: its label, URL, totals, time series, failures and files."""
 
     label: str
     url: str
     total: Row
     endpoints: list[Row]
     history: list[Sample]
+    failures: list[Failure] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
 
 
@@ -100,17 +114,27 @@ def _entry_row(name: str, entries: list[dict[str, Any]]) -> Row:
     )
 
 
-def read_totals(path: Path) -> tuple[Row, list[Row]]:
-    """(the aggregate, one row per request name) from Locust's final ``--json-file`` stats.
+def _reason(error: str) -> str:
+    """``CatchResponseError('HTTP 503')`` → ``HTTP 503``: a check's message as it was given."""
+    match = _CATCH.match(error)
+    return match.group(2) if match else error
+
+
+def read_final(path: Path) -> tuple[Row, list[Row], list[Failure]]:
+    """(the aggregate, one row per request name, the failures) at the end of the run.
 
     These are the end-of-run numbers; ``_stats.csv`` is Locust's last once-a-second
     snapshot, which can miss up to the final second.
     """
-    entries: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8"))
+    final: dict[str, list[dict[str, Any]]] = json.loads(path.read_text(encoding="utf-8"))
+    entries = final["entries"]
     if not entries:
         raise ValueError(f"{path}: Locust made no request")
     rows = [_entry_row(e["name"], [e]) for e in sorted(entries, key=lambda e: str(e["name"]))]
-    return _entry_row(AGGREGATED, entries), rows
+    failures = [Failure(str(e["method"]), str(e["name"]), _reason(str(e["error"])),
+                        int(e["occurrences"])) for e in final["errors"]]
+    failures.sort(key=lambda f: -f.occurrences)
+    return _entry_row(AGGREGATED, entries), rows, failures
 
 
 def read_history(path: Path) -> list[Sample]:
@@ -142,8 +166,8 @@ def read_history(path: Path) -> list[Sample]:
 
 def read_run(label: str, url: str, prefix: Path) -> RunResult:
     """Everything Locust wrote under ``prefix`` (``--csv PREFIX``) for one run."""
-    total, endpoints = read_totals(prefix.with_name(prefix.name + ".json"))
+    final = prefix.with_name(prefix.name + "_final.json")
+    total, endpoints, failures = read_final(final)
     history = read_history(prefix.with_name(prefix.name + "_stats_history.csv"))
-    files = sorted([*prefix.parent.glob(prefix.name + "_*.csv"),
-                    prefix.with_name(prefix.name + ".json")])
-    return RunResult(label, url, total, endpoints, history, files)
+    files = sorted([*prefix.parent.glob(prefix.name + "_*.csv"), final])
+    return RunResult(label, url, total, endpoints, history, failures, files)

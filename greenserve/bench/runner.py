@@ -17,24 +17,37 @@ from greenserve.bench.results import RunResult, read_run
 from greenserve.bench.servers import BenchError, last_line
 
 #: the shim given to Locust for the built-in user: it exposes exactly one User class
-_SHIM = '"""Written by greenserve bench."""\nfrom greenserve.bench.locustfile import PathsUser\n'
+_USER_SHIM = ('"""Written by greenserve bench."""\n'
+              'from greenserve.bench.locustfile import PathsUser  # noqa: F401\n')
+#: the shim that loads the collector (imported by name: Locust puts a locustfile's folder
+#: on sys.path, and greenserve/bench/ holds modules with common names)
+_COLLECTOR_SHIM = ('"""Written by greenserve bench."""\n'
+                   'import greenserve.bench.collector  # noqa: F401\n')
 #: seconds Locust gets on top of --run-time to start, ramp down and write its files
 _GRACE = 60
 
 
-def builtin_locustfile(workdir: Path) -> Path:
+def builtin_locustfile(shim_dir: Path) -> Path:
     """A locustfile that runs :class:`greenserve.bench.locustfile.PathsUser`."""
-    path = workdir / "greenserve_bench_locustfile.py"
-    path.write_text(_SHIM, encoding="utf-8")
+    path = shim_dir / "greenserve_bench_user.py"
+    path.write_text(_USER_SHIM, encoding="utf-8")
     return path
 
 
-def locust_command(opts: BenchOptions, url: str, locustfile: Path, prefix: Path) -> list[str]:
+def collector_file(shim_dir: Path) -> Path:
+    """The file that loads :mod:`greenserve.bench.collector` into Locust."""
+    path = shim_dir / "greenserve_bench_collector.py"
+    path.write_text(_COLLECTOR_SHIM, encoding="utf-8")
+    return path
+
+
+def locust_command(opts: BenchOptions, url: str, locustfiles: list[Path],
+                   prefix: Path) -> list[str]:
     """The ``python -m locust`` command line of one run."""
     command = [
-        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
+        sys.executable, "-m", "locust", "-f", ",".join(map(str, locustfiles)), "--headless",
         "-H", url, "-u", str(opts.users), "-r", f"{opts.spawn_rate:g}", "-t", opts.run_time,
-        "--csv", str(prefix), "--csv-full-history", "--json-file", str(prefix),
+        "--csv", str(prefix), "--csv-full-history", "--bench-output", str(prefix),
         "--html", str(prefix.with_name(prefix.name + "_locust.html")),
         "--only-summary", "--stop-timeout", "5",
         # failed requests are in the report; a non-zero exit means Locust itself failed
@@ -48,7 +61,7 @@ def locust_command(opts: BenchOptions, url: str, locustfile: Path, prefix: Path)
 
 
 def run_locust(opts: BenchOptions, label: str, url: str, workdir: Path,
-               locustfile: Path) -> RunResult:
+               locustfiles: list[Path]) -> RunResult:
     """Load ``url`` for ``--run-time`` and return what Locust measured.
 
     Locust's own output goes to ``LABEL_locust.log`` in ``workdir``; its last line is the
@@ -56,7 +69,7 @@ def run_locust(opts: BenchOptions, label: str, url: str, workdir: Path,
     """
     prefix = workdir / label
     log_path = workdir / f"{label}_locust.log"
-    command = locust_command(opts, url, locustfile, prefix)
+    command = locust_command(opts, url, locustfiles, prefix)
     with log_path.open("wb") as log:
         try:
             proc = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log,
