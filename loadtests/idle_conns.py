@@ -35,6 +35,7 @@ from scale_common import (
     abort_all,
     connect_http,
     connect_ws,
+    interrupt_on_signals,
     loadavg,
     pin_self,
     raise_fd_limit,
@@ -272,6 +273,7 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "idle_conns.json")
     args = parser.parse_args()
+    interrupt_on_signals()
     limit = raise_fd_limit()
     if limit < args.conns + 200:  # the servers hold theirs in their own processes
         print(f"warning: fd limit {limit} is low for {args.conns} connections", file=sys.stderr)

@@ -57,6 +57,21 @@ def raise_fd_limit() -> int:
     return hard
 
 
+def interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM (``timeout``, ``kill``) raise KeyboardInterrupt wherever the
+    script is, so that every server gets stopped.
+
+    A handler of our own also keeps ``asyncio.run`` from installing its SIGINT handler,
+    which only cancels the main task: a cancellation that a ``wait_for`` can swallow.
+    """
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def pin_self(cpu: int) -> bool:
     """Run this process (the clients) on one CPU when the machine has it."""
     if (os.cpu_count() or 1) <= cpu:

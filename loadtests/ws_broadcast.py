@@ -40,6 +40,7 @@ from scale_common import (
     abort_all,
     connect_http,
     connect_ws,
+    interrupt_on_signals,
     loadavg,
     pin_self,
     raise_fd_limit,
@@ -226,6 +227,7 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "ws_broadcast.json")
     args = parser.parse_args()
+    interrupt_on_signals()
     raise_fd_limit()
     pinned = not args.no_pin and pin_self(1)
     results: list[Result] = []
