@@ -78,6 +78,7 @@ class HTTPConnection:
         self.idle = True  # waiting for a request: safe to close on graceful stop
         self.requests = 0
         self._server = state.server_header
+        self._send_timeout = state.send_timeout
         self._deadline: float | None = None
         self._eof = False
         self._held = b""  # a response head waiting for its first body bytes
@@ -94,8 +95,9 @@ class HTTPConnection:
         #: the WSGI environ keys shared by every request of this connection (built by the
         #: adapter on the first request: addresses, scheme, trust)
         self.environ_base: dict[str, Any] | None = None
-        #: (start time, request line) of the request being served, for the heartbeat
-        self.current: tuple[float, str] | None = None
+        # the request being served and when it started (``current``), for the heartbeat
+        self._serving: Request | None = None
+        self._started = 0.0
 
     # -- the loop -----------------------------------------------------------------------------
     def serve(self, handler: Handler) -> None:
@@ -125,12 +127,18 @@ class HTTPConnection:
         if self.state.stopping:
             self.proto.close_after_response()
         stream = InlineStream(self, event)
-        self.current = (time.monotonic(), _request_line(event))
+        self._started, self._serving = time.monotonic(), event
         try:
             self._run_handler(handler, stream)
         finally:
-            self.current = None
+            self._serving = None
         return self._finish_cycle(stream)
+
+    @property
+    def current(self) -> tuple[float, str] | None:
+        """(start time, request line) of the request being served, for the heartbeat."""
+        request = self._serving
+        return None if request is None else (self._started, _request_line(request))
 
     def _run_handler(self, handler: Handler, stream: InlineStream) -> None:
         """Run the app for one request, under ``--request-timeout`` when it is set."""
@@ -178,7 +186,9 @@ class HTTPConnection:
                     # Nothing of the next request is here yet (it never is right after a
                     # response): wait for it before reading, instead of a recv that fails.
                     self._wait_readable(idle_timeout)
-                self._recv()
+                    self._recv_ready()
+                else:
+                    self._recv()
             except TimeoutError:
                 if self.proto.trailing_data or (not self.requests and started):
                     return ProtocolError(408, "timed out reading the request head")
@@ -192,7 +202,7 @@ class HTTPConnection:
             return False
         if not proto.keep_alive or self.state.stopping:
             return False
-        if not proto.request_complete and not self._drain():
+        if not proto.request_complete and not proto.skip_empty_body() and not self._drain():
             return False
         return proto.keep_alive and not self.state.stopping
 
@@ -244,13 +254,22 @@ class HTTPConnection:
         finally:
             timer.stop()
 
+    def _settimeout(self, timeout: float | None) -> None:
+        # gevent's settimeout is Python code: skip it when the value does not change.
+        if self.sock.timeout != timeout:
+            self.sock.settimeout(timeout)
+
     def _recv(self) -> None:
         timeout = None
         if self._deadline is not None:
             timeout = self._deadline - time.monotonic()
             if timeout <= 0:
                 raise TimeoutError("deadline passed")
-        self.sock.settimeout(timeout)
+        self._settimeout(timeout)
+        self._recv_ready()
+
+    def _recv_ready(self) -> None:
+        """Read what the socket has (after :meth:`_wait_readable`, it does not wait)."""
         try:
             data = self.sock.recv(_RECV_SIZE)
         except TimeoutError:
@@ -275,7 +294,7 @@ class HTTPConnection:
         self.proto.close_after_response()
         if self._timer is not None:
             self._timer.cancel()
-        self.sock.settimeout(None)
+        self._settimeout(None)
 
     def switch_protocols(self, headers: Headers) -> tuple[socket.socket, bytes]:
         """Send ``101 Switching Protocols`` with ``headers`` and hand the socket over.
@@ -286,7 +305,7 @@ class HTTPConnection:
         """
         self.write(self.proto.send(InformationalResponse(101, headers)))
         self.upgraded = True
-        self.sock.settimeout(None)
+        self._settimeout(None)
         return self.sock, self.proto.trailing_data
 
     # -- writing ----------------------------------------------------------------------------
@@ -306,7 +325,7 @@ class HTTPConnection:
         if not data:
             return
         sock = self.sock
-        sock.settimeout(self.state.send_timeout)
+        self._settimeout(self._send_timeout)
         try:
             # One plain send first: it usually takes everything, and gevent's sendall costs
             # an extra getsockopt per call.

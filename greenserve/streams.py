@@ -98,11 +98,11 @@ class InlineStream:
         """Send a piece of the response body."""
         if data:
             self.bytes_sent += len(data)
-            self.conn.write(self.conn.proto.send(Data(data)))
+            self.conn.write(self.conn.proto.send_data(data))
 
     def end(self, trailers: Headers | None = None) -> None:
         """Finish the response."""
-        self.conn.write(self.conn.proto.send(EndOfMessage(trailers=trailers or [])))
+        self.conn.write(self.conn.proto.send_end(trailers))
 
     def sendfile(self, fileobj: object, offset: int, count: int | None) -> int:
         """Send file bytes straight from the kernel; returns the bytes sent."""

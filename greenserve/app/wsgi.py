@@ -88,13 +88,12 @@ class WSGIResponder:
         if self.status is None:
             raise AssertionError("the app returned a body before calling start_response")
         headers = self.headers
-        if (
-            length is not None
-            and self.status >= 200
-            and self.status not in (204, 304)
-            and not any(n.lower() == b"content-length" for n, _ in headers)
-        ):
-            headers = [*headers, (b"Content-Length", b"%d" % length)]
+        if length is not None and self.status >= 200 and self.status not in (204, 304):
+            for name, _ in headers:
+                if name.lower() == b"content-length":
+                    break
+            else:
+                headers = [*headers, (b"Content-Length", b"%d" % length)]
         # Marked sent only once the head passed the writer's checks: a bad header value
         # (CR/LF) is then still a clean 500, not a cut connection.
         self.stream.send_head(self.status, headers, self.reason)
@@ -125,12 +124,14 @@ class WSGIAdapter:
         # gunicorn's key: simple-websocket, Flask-Sock and python-engineio take the socket
         # from it to do their own WebSocket handshake.
         environ["gunicorn.socket"] = stream.sock
-        req = self._request_info(stream, environ)
+        state = self.state
+        req = self._request_info(stream, environ) if state.request_hooks else None
         try:
             if req is None or self._pre_request(req, environ, responder):
                 self._run(environ, responder)
         finally:
-            self.state.log_access(stream, environ, time.monotonic() - started)
+            if state.access_log is not None:
+                state.log_access(stream, environ, time.monotonic() - started)
             if req is not None:
                 resp = ResponseInfo.from_stream(stream, reason=responder.reason)
                 safe_call(log, "post_request", call_post_request, self.state.cfg.post_request,

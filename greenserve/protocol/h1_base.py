@@ -94,6 +94,8 @@ class BaseH1Connection(ABC):
 
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
+        self._max_head = limits.max_head_size()
+        self._lenient = limits.permit_obsolete_folding or limits.strip_header_spaces
         self._buf = bytearray()
         self._eof = False
         self._in = _In.HEAD
@@ -183,10 +185,12 @@ class BaseH1Connection(ABC):
             return self._fail(scanned)
         raw = bytes(self._buf[self._scanner.start : scanned])
         del self._buf[:scanned]
-        return self._start_request(normalise_head_bytes(raw, self._limits))
+        if self._lenient:
+            raw = normalise_head_bytes(raw, self._limits)
+        return self._start_request(raw)
 
     def _incomplete_head(self) -> InboundEvent | None:
-        if len(self._buf) > self._limits.max_head_size():
+        if len(self._buf) > self._max_head:
             # Unreachable while the per-line limits hold; kept so memory stays bounded.
             return self._fail(Rejection(431, "request head too large"))
         if not self._eof:
@@ -275,14 +279,22 @@ class BaseH1Connection(ABC):
             case Response():
                 return self._send_response(event)
             case Data(data=data):
-                return frame_data(self._body_framing(), data)
+                return self.send_data(data)
             case EndOfMessage(trailers=trailers):
-                end = frame_end(self._body_framing(), trailers)
-                # Only now: a body short of its Content-Length must not count as complete,
-                # or the connection would be kept alive with broken framing.
-                self._response_done = True
-                return end
+                return self.send_end(trailers)
         raise LocalProtocolError(f"cannot send {event!r}")
+
+    def send_data(self, data: bytes) -> bytes:
+        """``send(Data(data))`` without building the event."""
+        return frame_data(self._body_framing(), data)
+
+    def send_end(self, trailers: Headers | None = None) -> bytes:
+        """``send(EndOfMessage(trailers))`` without building the event."""
+        end = frame_end(self._body_framing(), trailers or [])
+        # Only now: a body short of its Content-Length must not count as complete, or the
+        # connection would be kept alive with broken framing.
+        self._response_done = True
+        return end
 
     def _body_framing(self) -> BodyFraming:
         if self._response is None:
@@ -350,6 +362,17 @@ class BaseH1Connection(ABC):
             raise LocalProtocolError("response body longer than its Content-Length")
         framing.remaining -= count
         return True
+
+    def skip_empty_body(self) -> bool:
+        """Complete a request that has no body without producing its EndOfMessage.
+
+        True when the request is now complete (it had no body and the app never asked for
+        its end); False when body bytes may still be owed, to be drained by the caller.
+        """
+        if self._in is _In.BODY and self._pending_end and self._chunks is None:
+            self._in = _In.DONE
+            return True
+        return self._in is _In.DONE
 
     def close_after_response(self) -> None:
         """Make the current response end the connection (e.g. when draining is refused)."""
