@@ -19,7 +19,6 @@ answered 404.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -32,8 +31,6 @@ if TYPE_CHECKING:
     from ..streams import InlineStream
     from ..worker import WorkerState
     from .runtime import AppRuntime
-
-log = logging.getLogger("greenserve.error")
 
 #: one parsed mount: (prefix, ``module:app`` spec or app object)
 MountEntry = tuple[str, Any]
