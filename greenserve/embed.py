@@ -90,6 +90,9 @@ class Server:
     ``mode="process"`` (the default for a ``module:app`` string) runs ``python -m greenserve``
     in a child process; ``mode="thread"`` (the default for an app object) serves from a
     thread of this process without gevent patching, so the app must not block.
+    ``mount={"/api": api_app, "/": "legacy.wsgi:application"}`` serves several apps by path
+    prefix (``app`` may then be omitted; if given it is mounted at ``/``); the default mode
+    is ``process`` only when every app is a string.
     """
 
     def __init__(self, app: str | App | None = None, *, mode: Mode = "auto",
