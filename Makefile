@@ -42,9 +42,10 @@ typecheck: $(STAMP)
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
 
-## make autobahn: every Autobahn|Testsuite case against the WSGI echo (~15 min; not part of
-## test, which runs the fast core cases when wstest exists). The suite needs Python 2.7 with
-## virtualenv<20.22: PYTHON2 names it (e.g. PYTHON2="env PYENV_VERSION=2.7.18 python2.7").
+## make autobahn: every Autobahn|Testsuite case against the WSGI echo, then the ASGI echo,
+## printing the verdict counts per case category for each (~15 min each; not part of test,
+## which runs the fast core cases against both when wstest exists). The suite needs Python
+## 2.7 with virtualenv<20.22: PYTHON2 names it (e.g. PYTHON2="env PYENV_VERSION=2.7.18 python2.7").
 PYTHON2 ?= python2.7
 .venv-autobahn/bin/wstest:
 	$(PYTHON2) -m virtualenv .venv-autobahn
