@@ -98,6 +98,13 @@ def test_report_without_matplotlib_says_so_in_one_line(
     md, page = report.to_markdown(blocks), report.to_html(blocks)
     assert md.count(report.NO_PLOTS) == 1 and "![" not in md and "<img" not in page
     assert run.total.requests > 0 and run.history
+    assert "## Warnings" not in md
+    # comparing without the same worker count for both servers is called out
+    unequal = options.parse(["--app", "a:b", "--compare", "gunicorn -k gevent"])
+    assert "No -w in --server-args" in report.to_markdown(
+        report.build(unequal, [], [run], None, out))
+    equal = options.parse(["--app", "a:b", "--compare", "gunicorn", "--server-args", "-w 1"])
+    assert "## Warnings" not in report.to_markdown(report.build(equal, [], [run], None, out))
 
 
 def test_url_run_counts_failed_requests(serve, tmp_path: Path) -> None:
@@ -145,6 +152,7 @@ def test_compare_runs_the_same_load_against_a_second_server(tmp_path: Path) -> N
     (["--url", "ftp://127.0.0.1/"], "--url must be an http:// or https:// URL"),
     (["--app", "a:b", "--compare", "no-such-server-here"], "command not found"),
     (["--app", "wsgi_apps:nope", "-t", "1s"], "Failed to find attribute 'nope'"),
+    (["--app", "a:b", "--server-args", "-w 1 -b :80"], "leave out -b/--bind"),
 ])
 def test_a_bad_command_line_is_one_error_line(args: list[str], message: str) -> None:
     result = bench(*args)

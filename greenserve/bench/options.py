@@ -128,6 +128,9 @@ def _check_target(ns: argparse.Namespace) -> None:
             raise UsageError(f"--url must be an http:// or https:// URL, not {ns.url!r}")
         if ns.compare is not None or ns.server_args:
             raise UsageError("--compare and --server-args need --app (a server to start)")
+    if any(arg in ("-b", "--bind") or arg.startswith(("--bind=", "-b=")) for arg in
+           _split(ns.server_args, "--server-args")):
+        raise UsageError("--server-args: leave out -b/--bind, the bench binds 127.0.0.1 itself")
     if ns.compare is not None and not ns.compare.strip():
         raise UsageError("--compare needs a command, e.g. --compare 'gunicorn -k gevent'")
 

@@ -128,7 +128,7 @@ def build(opts: BenchOptions, argv: list[str], runs: list[RunResult],
         blocks.append(Para(NO_PLOTS))
     else:
         blocks += [Image(p.name, p.stem.replace("_", " ")) for p in plots]
-    blocks += _warnings(runs)
+    blocks += _warnings(opts, runs)
     names = sorted({f.relative_to(out_dir).as_posix() for run in runs for f in run.files})
     blocks += [Heading("Files"), Para(", ".join(names))]
     return blocks
@@ -151,15 +151,22 @@ def _version(package: str) -> str:
         return "(unknown version)"
 
 
-def _warnings(runs: list[RunResult]) -> list[Block]:
-    """Locust's own warning that it ran out of CPU: then it measured itself, too."""
+def _warnings(opts: BenchOptions, runs: list[RunResult]) -> list[Block]:
+    """What makes the numbers less than they seem: a saturated Locust, unequal workers."""
+    notes: list[Block] = []
     busy = [run.label for run in runs for f in run.files
             if f.suffix == ".log" and CPU_WARNING in f.read_text("utf-8", "replace")]
-    if not busy:
-        return []
-    return [Heading("Warnings"), Para(
-        f"Locust's CPU went above 90 % during the run of {', '.join(busy)}: the numbers "
-        "are limited by the load generator. Try --processes N, or fewer --users.")]
+    if busy:
+        notes.append(Para(
+            f"Locust's CPU went above 90 % during the run of {', '.join(busy)}: the numbers "
+            "are limited by the load generator. Try --processes N, or fewer --users."))
+    workers = {"-w", "--workers"}
+    if opts.compare and not any(a in workers or a.startswith("--workers=")
+                                for a in opts.server_args):
+        notes.append(Para(
+            "No -w in --server-args: greenserve starts one worker per CPU core by default, "
+            "gunicorn one. Give both the same count, e.g. --server-args \"-w 1\"."))
+    return [Heading("Warnings"), *notes] if notes else []
 
 
 def to_markdown(blocks: list[Block]) -> str:
