@@ -289,16 +289,16 @@ def test_tls_sockets_never_get_direct_writes() -> None:
     import gevent.socket
     import gevent.ssl
 
-    from greenserve.asgi.http import raw_sockets
+    from greenserve.connection import os_sockets
 
     plain = gevent.socket.socket()
     context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
     wrapped = context.wrap_socket(gevent.socket.socket(), server_side=True,
                                   do_handshake_on_connect=False)
     try:
-        write, peek = raw_sockets(plain)
+        write, peek = os_sockets(plain)
         assert write is not None and write is peek
-        write, peek = raw_sockets(wrapped)
+        write, peek = os_sockets(wrapped)
         assert write is None and peek is not None
     finally:
         plain.close()

@@ -21,9 +21,9 @@ EOF on the socket (``recv(MSG_PEEK)``). Then ``receive()`` returns ``http.discon
 ``send()`` becomes a no-op (spec 2.3, as uvicorn) and the task is cancelled if it is still
 running ``--asgi-disconnect-grace-period`` seconds later.
 
-Two socket calls live here rather than in ``connection.py``, both non-blocking and on the
-raw socket: the fast-path ``send()`` and the EOF peek. Moving them behind two small
-``HTTPConnection`` methods is the plan once that module is free to change.
+Both non-blocking socket calls, the fast-path ``send()`` and the EOF peek, are
+``HTTPConnection`` methods (``send_now``, ``peek_eof``): only ``connection.py`` touches the
+socket.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import asyncio
 import errno
 import logging
 import os
-import socket
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +48,7 @@ from ..streams import BodyError, ClientDisconnected, InlineStream
 from .bridge import LoopBridge, Mailbox, settle, settle_exception, watch_readable
 
 if TYPE_CHECKING:
+    from ..connection import HTTPConnection
     from .adapter import ASGIAdapter
 
 log = logging.getLogger("greenserve.error")
@@ -65,19 +65,6 @@ _GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.E
 _SERVER_ERROR = b"500 Internal Server Error\n"
 
 
-def raw_sockets(sock: Any) -> tuple[socket.socket | None, socket.socket]:
-    """(the socket to write to without blocking, the socket to peek at) under a gevent one.
-
-    Both are the OS-level, non-blocking TCP socket, except that a TLS connection has no
-    direct-write socket: its bytes must go through the TLS layer (``conn.write``).
-    """
-    raw = getattr(sock, "_sock", None)
-    if raw is None:
-        raise TypeError(f"expected a gevent socket, got {type(sock).__name__}")
-    tls = hasattr(sock, "_sslobj") or hasattr(sock, "do_handshake")
-    return (None if tls else raw), raw
-
-
 class EOFWatch:
     """Peeks at a connection's socket from the hub; tells the loop when the client hung up.
 
@@ -86,9 +73,9 @@ class EOFWatch:
     watch ends and they stay in the kernel for whoever reads next).
     """
 
-    def __init__(self, sock: socket.socket, bridge: LoopBridge,
+    def __init__(self, conn: HTTPConnection, bridge: LoopBridge,
                  on_eof: Callable[[], None]) -> None:
-        self._sock = sock
+        self._conn = conn
         self._bridge = bridge
         self._on_eof = on_eof
         self._stop: Callable[[], None] | None = None
@@ -101,7 +88,7 @@ class EOFWatch:
     def start(self) -> None:
         """Arm the watch (no-op when armed)."""
         if self._stop is None:
-            self._stop = watch_readable(self._sock.fileno(), self._peek)
+            self._stop = watch_readable(self._conn.fileno(), self._peek)
 
     def stop(self) -> None:
         """Disarm the watch (no-op when not armed)."""
@@ -110,14 +97,11 @@ class EOFWatch:
             stop()
 
     def _peek(self) -> None:
-        try:
-            data = self._sock.recv(1, socket.MSG_PEEK)
-        except (BlockingIOError, InterruptedError):
+        eof = self._conn.peek_eof()
+        if eof is None:
             return
-        except OSError:
-            data = b""
         self.stop()
-        if not data:
+        if eof:
             self._bridge.call_soon(self._on_eof)
 
 
@@ -133,8 +117,8 @@ class HTTPCycle:
         self.request = stream.request
         self.scope = scope
         self.mailbox = Mailbox()
-        #: direct non-blocking writes (None under TLS), and EOF peeks
-        self.raw, self.peek_sock = raw_sockets(stream.conn.sock)
+        #: direct non-blocking writes from the loop (not under TLS)
+        self.direct = stream.conn.direct_writes
         self.task: asyncio.Task[Any] | None = None
         # request side
         self.body_done = False
@@ -145,7 +129,7 @@ class HTTPCycle:
         self.body_error: BodyError | None = None
         self.disconnected = False
         self._waiters: list[asyncio.Future[Message]] = []
-        self._eof_watch = EOFWatch(self.peek_sock, self.bridge, self.client_gone)
+        self._eof_watch = EOFWatch(self.conn, self.bridge, self.client_gone)
         # response side
         self.started = False
         self.head_sent = False
@@ -415,13 +399,11 @@ class HTTPCycle:
         """Write now if the kernel takes it; otherwise the connection greenlet does (await)."""
         if not data or self.disconnected:
             return
-        if self.raw is None:  # TLS: the connection greenlet writes through the TLS layer
+        if not self.direct:  # TLS: the connection greenlet writes through the TLS layer
             await self._ask(WRITE, data)
             return
         try:
-            sent = self.raw.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            sent = self.conn.send_now(data)
         except OSError as exc:
             if exc.errno not in _GONE_ERRNOS:
                 log.debug("write failed: %s", exc)

@@ -37,7 +37,7 @@ from ..protocol.websocket import (
 )
 from ..streams import ClientDisconnected, InlineStream
 from .bridge import Mailbox, settle, settle_exception
-from .http import EOFWatch, Message, raw_sockets
+from .http import EOFWatch, Message
 from .ws_io import WebSocketIO
 
 if TYPE_CHECKING:
@@ -88,8 +88,9 @@ class WebSocketCycle:
         self.mailbox = Mailbox()
         options = WebSocketOptions.from_state(adapter.state)
         self.io = WebSocketIO(stream, handshake, options, self._deliver_soon)
-        self.raw, self.peek_sock = raw_sockets(stream.conn.sock)  # raw is None under TLS
-        self._eof_watch = EOFWatch(self.peek_sock, self.bridge, self._lost)
+        self.conn = stream.conn
+        self.direct = self.conn.direct_writes  # the loop may write itself (not under TLS)
+        self._eof_watch = EOFWatch(self.conn, self.bridge, self._lost)
         self.task: asyncio.Task[Any] | None = None
         self.inbox: deque[Message] = deque()
         self.waiter: asyncio.Future[None] | None = None
@@ -291,14 +292,12 @@ class WebSocketCycle:
         session = io.session
         if io.dead or session is None:
             return
-        if self.raw is None or not io.write_lock.acquire(blocking=False):
+        if not self.direct or not io.write_lock.acquire(blocking=False):
             await self._ask(FLUSH, None)
             return
         data = session.data_to_send()
         try:
-            sent = self.raw.send(data) if data else 0
-        except (BlockingIOError, InterruptedError):
-            sent = 0
+            sent = self.conn.send_now(data) if data else 0
         except OSError as exc:
             io.write_lock.release()
             io.abort()
@@ -356,12 +355,12 @@ class WebSocketCycle:
     def _going_away(self) -> None:
         """Tell the client with a close frame (1001) if that needs no waiting."""
         io, session = self.io, self.io.session
-        if session is None or self.raw is None or io.dead or session.state is not \
+        if session is None or not self.direct or io.dead or session.state is not \
                 SessionState.OPEN or not io.write_lock.acquire(blocking=False):
             return
         try:
             session.close(GOING_AWAY, "server shutting down")
-            self.raw.send(session.data_to_send())
+            self.conn.send_now(session.data_to_send())
         except OSError:
             pass
         finally:

@@ -68,7 +68,8 @@ class WebSocketIO:
         self.deliver = deliver
         self.write_lock = gevent.lock.Semaphore()
         self.session: WebSocketSession | None = None
-        self.sock: socket.socket | None = None
+        self.conn = stream.conn  # the socket's only user (reads, writes, shutdown)
+        self.upgraded = False  # the 101 is out: the socket speaks WebSocket
         self.backlog = 0  # messages delivered to the loop and not yet received by the app
         self.room = gevent.event.Event()
         self.room.set()
@@ -86,8 +87,8 @@ class WebSocketIO:
         """Send the ``101`` and start reading (ClientDisconnected if the client left)."""
         accepted = self.handshake.accept(
             subprotocol, compression=self.options.compression, extra_headers=headers)
-        sock, trailing = self.stream.switch_protocols(accepted.headers)
-        self.sock = sock
+        _, trailing = self.stream.switch_protocols(accepted.headers)
+        self.upgraded = True
         self.session = WebSocketSession(
             accepted.extensions, max_message_size=self.options.max_message_size,
             trailing_data=trailing)
@@ -140,29 +141,23 @@ class WebSocketIO:
 
     def _send(self, data: bytes) -> None:
         try:
-            self.stream.conn.write(data)
+            self.conn.write(data)
         except ClientDisconnected:
             self.abort()
             raise
 
     def shutdown_write(self) -> None:
         """The server closes TCP first (RFC 6455 §7.1.1): no more bytes from us."""
-        if self._shut or self.sock is None:
+        if self._shut or not self.upgraded:
             return
         self._shut = True
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
+        self.conn.shutdown(socket.SHUT_WR)
 
     def abort(self) -> None:
         """Cut the connection: the reader sees it end (1006)."""
         self.dead = True
-        if self.sock is not None:
-            try:
-                self.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        if self.upgraded:
+            self.conn.shutdown(socket.SHUT_RDWR)
 
     # -- reading -------------------------------------------------------------------------------
     def received(self) -> None:
@@ -172,15 +167,15 @@ class WebSocketIO:
             self.room.set()
 
     def _read_loop(self) -> None:
-        session, sock = self.session, self.sock
-        assert session is not None and sock is not None
+        session, recv = self.session, self.conn.recv_upgraded
+        assert session is not None
         size = _RECV_SIZE_DEFLATE if session.compressed else _RECV_SIZE
         while True:
             while self.backlog >= BACKLOG and not (self.gone or self.app_done):
                 self.room.clear()
                 self.room.wait()
             try:
-                data = sock.recv(size)
+                data = recv(size)
             except TimeoutError:
                 continue  # a write set the socket's timeout: reading has none
             except OSError:
