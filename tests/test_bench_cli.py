@@ -75,6 +75,8 @@ def test_app_run_writes_the_report(app_run: tuple[subprocess.CompletedProcess[st
     # weighted 3:1; with hundreds of requests at least, "more" is a certainty, not a timing
     assert count(paths["/big"]["requests"]) > count(paths["/hello"]["requests"]) > 0
     assert sum(count(r["requests"]) for r in paths.values()) == count(total["requests"])
+    rates = [float(r["req/s"].replace(",", "")) for r in paths.values()]
+    assert abs(sum(rates) - float(total["req/s"].replace(",", ""))) < 0.2
     for name in ("greenserve_stats.csv", "greenserve_stats_history.csv",
                  "greenserve_failures.csv", "greenserve_final.json", "greenserve_server.log",
                  "requests_per_second.png", "latency_percentiles.png", "report.html"):

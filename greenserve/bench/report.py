@@ -49,7 +49,14 @@ Block = Heading | Para | Table | Image
 
 
 def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+    """A percentile: Locust keeps whole milliseconds (coarser above 100), 0 is under 0.5."""
+    if value is None:
+        return "n/a"
+    return "<1" if value == 0 else f"{value:,.0f}"
+
+
+def _avg_ms(value: float) -> str:
+    return f"{value:,.1f}"
 
 
 def summary_table(runs: list[RunResult]) -> Table:
@@ -60,7 +67,7 @@ def summary_table(runs: list[RunResult]) -> Table:
 
 
 def _row_cells(row: Row) -> list[str]:
-    return [f"{row.requests:,}", f"{row.failures:,}", f"{row.rps:,.1f}", _ms(row.avg_ms),
+    return [f"{row.requests:,}", f"{row.failures:,}", f"{row.rps:,.1f}", _avg_ms(row.avg_ms),
             _ms(row.p50_ms), _ms(row.p90_ms), _ms(row.p99_ms), _ms(row.max_ms)]
 
 
@@ -78,10 +85,11 @@ def comparison_table(runs: list[RunResult]) -> Table:
     rows = []
     for name, attr in metrics:
         mine: float | None = getattr(first.total, attr)
-        cells = [name, _num(mine)]
+        show = _num if attr == "rps" else _ms
+        cells = [name, show(mine)]
         for other in runs[1:]:
             theirs: float | None = getattr(other.total, attr)
-            cells += [_num(theirs), _ratio(mine, theirs)]
+            cells += [show(theirs), _ratio(mine, theirs)]
         rows.append(cells)
     return Table(header, rows)
 

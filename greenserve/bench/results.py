@@ -94,16 +94,21 @@ def _percentile(times: dict[float, int], count: int, share: float) -> float | No
     return min(times)
 
 
-def _entry_row(name: str, entries: list[dict[str, Any]]) -> Row:
-    """One row from one or more of Locust's serialized stats entries (summed)."""
+def _span(entries: list[dict[str, Any]]) -> float:
+    """Seconds from the first request started to the last one, over all ``entries``."""
+    return (max(float(e["last_request_timestamp"] or 0) for e in entries)
+            - min(float(e["start_time"]) for e in entries))
+
+
+def _entry_row(name: str, entries: list[dict[str, Any]], span: float) -> Row:
+    """One row from one or more of Locust's serialized stats entries (summed); requests/s
+    over ``span``, the whole run's, so that the paths' rates add up to the total."""
     times: dict[float, int] = {}
     for entry in entries:
         for ms, n in entry["response_times"].items():
             times[float(ms)] = times.get(float(ms), 0) + int(n)
     requests = sum(int(e["num_requests"]) for e in entries)
     total_ms = sum(float(e["total_response_time"]) for e in entries)
-    span = (max(float(e["last_request_timestamp"] or 0) for e in entries)
-            - min(float(e["start_time"]) for e in entries))
     return Row(
         name=name, requests=requests, failures=sum(int(e["num_failures"]) for e in entries),
         rps=requests / span if span > 0 else 0.0,
@@ -130,11 +135,13 @@ def read_final(path: Path) -> tuple[Row, list[Row], list[Failure]]:
     entries = final["entries"]
     if not entries:
         raise ValueError(f"{path}: Locust made no request")
-    rows = [_entry_row(e["name"], [e]) for e in sorted(entries, key=lambda e: str(e["name"]))]
+    span = _span(entries)
+    rows = [_entry_row(e["name"], [e], span)
+            for e in sorted(entries, key=lambda e: str(e["name"]))]
     failures = [Failure(str(e["method"]), str(e["name"]), _reason(str(e["error"])),
                         int(e["occurrences"])) for e in final["errors"]]
     failures.sort(key=lambda f: -f.occurrences)
-    return _entry_row(AGGREGATED, entries), rows, failures
+    return _entry_row(AGGREGATED, entries, span), rows, failures
 
 
 def read_history(path: Path) -> list[Sample]:
