@@ -26,6 +26,9 @@ _SECURE_KEYS = [("HTTP_" + header.replace("-", "_"), value) for header, value in
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
     """(path, query) of a request target, in origin or absolute form; the fragment is dropped."""
+    if target[:1] == b"/" and b"#" not in target:  # the usual origin form
+        path, _, query = target.partition(b"?")
+        return path, query
     target = target.split(b"#", 1)[0]
     if not target.startswith(b"/"):
         scheme, sep, rest = target.partition(b"://")

@@ -41,7 +41,6 @@ from .policy import (
     Limits,
     Rejection,
     check_fields,
-    effective_method,
     normalise_head_bytes,
 )
 from .writer import (
@@ -99,10 +98,12 @@ class BaseH1Connection(ABC):
         self._buf = bytearray()
         self._eof = False
         self._in = _In.HEAD
+        self._scanner = HeadScanner(limits)
+        self._casefold = limits.casefold_http_method
         self._reset_cycle()
 
     def _reset_cycle(self) -> None:
-        self._scanner = HeadScanner(self._limits)
+        self._scanner.reset()
         self._request: Request | None = None
         self._remaining = 0
         self._chunks: ChunkedDecoder | None = None
@@ -178,6 +179,8 @@ class BaseH1Connection(ABC):
         return ProtocolError(rejection.status, rejection.reason)
 
     def _next_head(self) -> InboundEvent | None:
+        if not self._buf:
+            return self._incomplete_head()  # (what scanning nothing would come to)
         scanned = self._scanner.scan(self._buf)
         if scanned is None:
             return self._incomplete_head()
@@ -220,7 +223,7 @@ class BaseH1Connection(ABC):
         persistent = version == b"HTTP/1.1" or b"keep-alive" in connection
         keep_alive = persistent and b"close" not in connection
         request = Request(
-            method=effective_method(head.method, self._limits),
+            method=head.method.upper() if self._casefold else head.method,  # effective_method
             target=head.target,
             http_version=version[5:],
             headers=head.headers,

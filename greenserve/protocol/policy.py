@@ -166,6 +166,12 @@ class HeadScanner:
     field_size: int = 0  # bytes of the current field, folded lines included
     skipped: int = 0  # empty lines skipped before the request line
     searched: int = 0  # the buffer holds no LF before this offset
+    plain_limit: int = -1  # limits.plain_head_limit, computed on first use
+
+    def reset(self) -> None:
+        """Start over for the next head (cheaper than a new scanner per request)."""
+        self.start = self.pos = self.index = self.fields = 0
+        self.field_size = self.skipped = self.searched = 0
 
     def scan(self, buf: bytes | bytearray) -> Rejection | int | None:
         """Check the lines not seen yet; the offset just past the head once it is complete."""
@@ -206,7 +212,9 @@ class HeadScanner:
         """
         pos = self.pos
         end = buf.find(b"\r\n\r\n", pos) + 4
-        if end < 4 or end - pos > self.limits.plain_head_limit:
+        if self.plain_limit < 0:
+            self.plain_limit = self.limits.plain_head_limit
+        if end < 4 or end - pos > self.plain_limit:
             return None  # incomplete, or long enough for a line to break a size limit
         if _PLAIN_HEAD.fullmatch(buf, pos, end) is None:
             return None
@@ -390,11 +398,13 @@ def check_fields(version: bytes, headers: Headers) -> Rejection | HeadFields:
     if isinstance(framing, Rejection):
         return framing
     upgrade = selected.get(b"upgrade")
+    connection = selected.get(b"connection")
+    expect = selected.get(b"expect")
     return HeadFields(
         chunked=framing[0],
         content_length=framing[1],
-        connection=_tokens(selected.get(b"connection", _NONE)),
-        expect=_tokens(selected.get(b"expect", _NONE)),
+        connection=_tokens(connection) if connection else [],
+        expect=_tokens(expect) if expect else [],
         upgrade=upgrade[0] if upgrade else None,
     )
 
