@@ -90,6 +90,8 @@ class HTTPConnection:
         self._watcher: Any = None
         self._idle_timer: Any = None
         self._idle_seconds = 0.0
+        self._throw: Any = None
+        self._timed_out: TimeoutError | None = None
         #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
         self.upgraded = False
         #: the WSGI environ keys shared by every request of this connection (built by the
@@ -246,9 +248,14 @@ class HTTPConnection:
         if timer is None or self._idle_seconds != seconds:
             if timer is not None:
                 timer.close()
-            timer = self._idle_timer = self._hub.loop.timer(seconds)
+            # A repeating timer restarted with again(): libev's start() after a stop() would
+            # count only the time left from the previous wait (keep-alive cut early).
+            timer = self._idle_timer = self._hub.loop.timer(seconds, seconds)
             self._idle_seconds = seconds
-        timer.start(gevent.getcurrent().throw, TimeoutError("timed out waiting for a request"))
+        if self._throw is None:  # once per connection: its greenlet, and what ends the wait
+            self._throw = gevent.getcurrent().throw
+            self._timed_out = TimeoutError("timed out waiting for a request")
+        timer.again(self._throw, self._timed_out)
         try:
             self._hub.wait(self._watcher)
         finally:

@@ -41,6 +41,20 @@ class FileWrapper:
             yield block
 
 
+#: status lines seen, parsed (apps send a handful; bounded)
+_STATUSES: dict[str, tuple[int, bytes]] = {}
+
+
+def _parse_status(status: str) -> tuple[int, bytes]:
+    code, _, reason = status.partition(" ")
+    if len(code) != 3 or not code.isdigit():
+        raise ValueError(f"invalid WSGI status {status!r}")
+    parsed = int(code), reason.encode("latin-1")
+    if type(status) is str and len(_STATUSES) < 256:
+        _STATUSES[status] = parsed
+    return parsed
+
+
 class WSGIResponder:
     """``start_response``/``write`` for one request, sending the head lazily."""
 
@@ -63,10 +77,10 @@ class WSGIResponder:
                 exc_info = None  # break the traceback cycle (PEP 3333)
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
-        code, _, reason = status.partition(" ")
-        if len(code) != 3 or not code.isdigit():
-            raise ValueError(f"invalid WSGI status {status!r}")
-        self.status, self.reason = int(code), reason.encode("latin-1")
+        parsed = _STATUSES.get(status)
+        if parsed is None:
+            parsed = _parse_status(status)
+        self.status, self.reason = parsed
         self.headers = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
         return self.write
 
