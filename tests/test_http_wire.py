@@ -192,6 +192,21 @@ def test_idle_keep_alive_connection_is_closed(server) -> None:
     assert client.closed(timeout=8)
 
 
+def test_keep_alive_timeout_counts_from_the_last_response(server) -> None:
+    """Each wait gets the whole --keep-alive time (2 s), however long the connection lived.
+
+    A regression test: a reused libev timer once counted only what was left of the previous
+    wait, so a busy connection was cut after 2 s of waits in total, racing its next request.
+    """
+    client = RawClient(server.connect())
+    for _ in range(12):  # 12 x 0.3 s of waiting: well past 2 s in total
+        client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0] == 200
+        time.sleep(0.3)
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[0] == 200
+
+
 def test_a_misbehaving_client_does_not_disturb_others(server) -> None:
     bad = server.connect()
     bad.sendall(b"GET /tracked?n=50&d=0.01 HTTP/1.1\r\nHost: x\r\n\r\n")
