@@ -10,6 +10,10 @@ shared machine) and the load average, so A/B runs made back to back can be compa
 ``--profile SECONDS`` also records the greenserve worker with py-spy (``bench`` extra) for
 that long during an extra run and prints the functions with the most self time, and the
 share of samples under each greenserve function (inclusive).
+
+Server names: ``greenserve``, ``greenserve-h11`` (``--http-parser python``), ``gunicorn``;
+``greenserve@DIR`` takes the greenserve package from ``DIR`` (an A/B baseline, e.g.
+``git archive HEAD greenserve | tar -x -C DIR``); ``greenserve+--opt=value`` adds options.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 def server_argv(name: str) -> list[str]:
     if name.startswith("greenserve"):
-        parser = ["--http-parser", "python"] if name.startswith("greenserve-h11") else []
-        return [sys.executable, "-m", "greenserve", *COMMON, *parser, "bench_app:app"]
+        # greenserve[-h11][@DIR][+--opt=value...]: the parser, the tree, extra options
+        options = name.split("+")[1:]
+        if name.startswith("greenserve-h11"):
+            options = ["--http-parser", "python", *options]
+        return [sys.executable, "-m", "greenserve", *COMMON, *options, "bench_app:app"]
     return [sys.executable, "-m", "gunicorn", "-k", "gevent", *COMMON, "--no-control-socket",
             "bench_app:app"]
 
@@ -44,7 +51,7 @@ def start(name: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
            if k not in ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS", "WEB_CONCURRENCY")}
     # "greenserve@DIR" runs the greenserve package found in DIR (an A/B baseline: e.g.
     # ``git archive HEAD greenserve | tar -x -C DIR``).
-    _, _, tree = name.partition("@")
+    _, _, tree = name.split("+")[0].partition("@")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(LOADTESTS)]))
     with log.open("wb") as out:
         proc = subprocess.Popen(["taskset", "-c", "0", *server_argv(name)], cwd=LOADTESTS,
@@ -163,7 +170,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default="greenserve,gunicorn",
                    help="from greenserve, greenserve-h11, gunicorn; NAME@DIR takes greenserve "
-                   "from DIR")
+                   "from DIR; greenserve+--opt=value adds options")
     p.add_argument("--path", default="/10k")
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--duration", type=int, default=8)
