@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -116,7 +118,48 @@ def start_block_monitor(threshold: float) -> None:
     config.max_blocking_time = threshold
     config.print_blocking_reports = False  # we log instead, once, through our logger
     hub = gevent.get_hub()
+    with warnings.catch_warnings():
+        # Without psutil gevent warns that it cannot watch memory; we only use the blocking
+        # detector (--max-worker-memory reads /proc itself).
+        warnings.simplefilter("ignore", RuntimeWarning)  # gevent's MonitorWarning
+        hub.start_periodic_monitoring_thread()
+    _replace_blocking_check(hub, threshold)
 
+
+def _replace_blocking_check(hub: Any, threshold: float) -> None:
+    """Report only the blocking stack, once per blocked stretch.
+
+    gevent's own report also lists every greenlet (``format_run_info``), from the monitor
+    thread, holding the GIL: with a thousand WebSocket greenlets that cost 11-15 % of a
+    broadcast's CPU and thousands of log lines per report. The stack of the code that holds
+    the hub is what the user needs.
+    """
+    monitor = hub.periodic_monitoring_thread
+    tracer = getattr(monitor, "_greenlet_tracer", None)
+    entries = getattr(monitor, "_monitoring_functions", None)
+    if tracer is None or not entries:  # another gevent: keep its report, through our log
+        gevent.events.subscribers.append(_log_gevent_report(hub))
+        return
+    pending = [False]  # a report is on its way to the log: the same stretch, no second one
+
+    def write(greenlet: str, stack: str) -> None:
+        pending[0] = False
+        log.warning("The event loop was blocked for more than %.2f s (pid: %s) in %s; the "
+                    "blocking code:\n%s", threshold, os.getpid(), greenlet, stack)
+
+    def check(hub: Any) -> None:  # runs in the monitor thread
+        blocked = tracer.did_block_hub(hub)
+        if not blocked or pending[0]:
+            return
+        frame = sys._current_frames().get(hub.thread_ident)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)"
+        pending[0] = True
+        hub.loop.run_callback_threadsafe(write, str(blocked[1]), stack)
+
+    entries[0].function = check
+
+
+def _log_gevent_report(hub: Any) -> Callable[[object], None]:
     def write(blocking_time: float, lines: str) -> None:
         log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
                     "blocking code:\n%s", blocking_time, os.getpid(), lines)
@@ -126,9 +169,4 @@ def start_block_monitor(threshold: float) -> None:
             lines = "\n".join(str(line) for line in event.info)
             hub.loop.run_callback_threadsafe(write, event.blocking_time, lines)
 
-    gevent.events.subscribers.append(report)
-    with warnings.catch_warnings():
-        # Without psutil gevent warns that it cannot watch memory; we only use the blocking
-        # detector (--max-worker-memory reads /proc itself).
-        warnings.simplefilter("ignore", RuntimeWarning)  # gevent's MonitorWarning
-        hub.start_periodic_monitoring_thread()
+    return report

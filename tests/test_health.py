@@ -28,9 +28,20 @@ def test_a_blocked_worker_is_aborted_with_stacks_and_replaced(serve) -> None:
 
 def test_blocking_code_is_reported_with_its_stack(serve) -> None:
     server = serve("-w", "1", "--max-blocking-time", "0.3", "master_apps:app")
+    idle = [server.connect() for _ in range(50)]  # 50 more greenlets, parked in the hub
+    for sock in idle:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
     assert requests.get(server.url + "/block?s=1").text == "unblocked"
     wait_for(lambda: "The event loop was blocked for more than 0.30 s" in server.logs())
     assert server.has_logged("master_apps.py"), server.logs()
+    time.sleep(0.5)
+    # One report for the one blocked second (not one per 0.3 s check), and it shows the
+    # blocking stack only: not a line for every parked greenlet.
+    logs = server.logs()
+    assert logs.count("The event loop was blocked") == 1, logs
+    report = logs.split("The event loop was blocked", 1)[1]
+    assert len(report.splitlines()) < 60, report
 
 
 def test_request_timeout_answers_504_and_the_worker_goes_on(serve) -> None:
