@@ -142,10 +142,10 @@ def _replace_blocking_check(hub: Any, threshold: float) -> None:
         return
     pending = [False]  # a report is on its way to the log: the same stretch, no second one
 
-    def write(greenlet: str, stack: str) -> None:
+    def write(stack: str) -> None:
         pending[0] = False
-        log.warning("The event loop was blocked for more than %.2f s (pid: %s) in %s; the "
-                    "blocking code:\n%s", threshold, os.getpid(), greenlet, stack)
+        log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
+                    "blocking code:\n%s", threshold, os.getpid(), stack)
 
     def check(hub: Any) -> None:  # runs in the monitor thread
         blocked = tracer.did_block_hub(hub)
@@ -154,7 +154,7 @@ def _replace_blocking_check(hub: Any, threshold: float) -> None:
         frame = sys._current_frames().get(hub.thread_ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)"
         pending[0] = True
-        hub.loop.run_callback_threadsafe(write, str(blocked[1]), stack)
+        hub.loop.run_callback_threadsafe(write, stack)
 
     entries[0].function = check
 
