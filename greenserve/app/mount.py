@@ -290,9 +290,10 @@ class MountRuntime:
         from ..asgi import loophook
         from .runtime import AppStartupError
 
-        loophook.install()
         if self.bridge is not None:
-            self.bridge.start()
+            self.bridge.start()  # installs the hook: the loop runs from now on
+        else:
+            loophook.install_on_first_loop()
         for mount, runtime in self.runtimes:
             try:
                 started = runtime.startup(tick, interval)

@@ -53,7 +53,7 @@ class WSGIRuntime:
     def startup(self, tick: Callable[[], bool], interval: float) -> bool:
         from ..asgi import loophook
 
-        loophook.install()
+        loophook.install_on_first_loop()
         return True
 
     def shutdown(self, graceful: bool) -> None:

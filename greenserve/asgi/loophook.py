@@ -8,21 +8,28 @@ refuses to run. The bridge study (``shared/asgi-bridge.md`` §3.5, pitfall 1) fo
 a greenlet switch hook fixes every case: on each switch it saves the running loop of the
 greenlet switched away from and restores the one of the greenlet switched to.
 
-The hook is installed once per OS thread and chains any tracer installed before it
-(gevent's monitor thread installs one). It does not import asyncio: until something imports
-``_asyncio`` (asyncio's C core) there is no running loop to juggle and the hook only chains.
+The hook is installed once per OS thread and chains any tracer installed before it. It runs
+a Python function on every greenlet switch (about 0.4 µs a switch pair, a few µs a request),
+so a WSGI worker only *arms* it (:func:`install_on_first_loop`): the hook goes in the moment
+an event loop first starts running in the worker's thread, just before asyncio records it as
+the running loop, and costs nothing until then. Before a loop runs there is no running loop
+to save or restore, so the lazy hook behaves exactly like one installed at boot. An ASGI
+worker has its loop from the start and installs it right away (:func:`install`).
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import sys
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
 import greenlet  # type: ignore[import-untyped]  # no stubs installed
 
 _hooked: set[int] = set()
+_armed: set[int] = set()  # threads whose hook waits for their first loop
 _lock = threading.Lock()
 
 
@@ -35,6 +42,72 @@ def install() -> bool:
         _hooked.add(ident)
     greenlet.settrace(_make_tracer(greenlet.gettrace()))
     return True
+
+
+def install_on_first_loop() -> None:
+    """Install the hook in the calling OS thread once an event loop first runs there.
+
+    Every asyncio loop (``asyncio.run()``, ``async_to_sync``, ``loop.run_until_complete``)
+    goes through ``BaseEventLoop.run_forever``, which calls ``events._set_running_loop``
+    through the module attribute; that attribute is wrapped until the first call from this
+    thread. asyncio is not imported for this: if nothing imported it yet, the wrap waits for
+    its import (an import hook that removes itself).
+    """
+    ident = _os_thread_ident()
+    with _lock:
+        if ident in _hooked or ident in _armed:
+            return
+        _armed.add(ident)
+    events = sys.modules.get("asyncio.events")
+    if events is not None:
+        _wrap_set_running_loop(events, ident)
+    else:
+        sys.meta_path.insert(0, _EventsImportWatch(ident))
+
+
+class _EventsImportWatch:
+    """A meta path finder that wraps ``asyncio.events`` as it is imported, then leaves."""
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name != "asyncio.events":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        loader = getattr(spec, "loader", None)
+        if loader is None:
+            return None  # not found: the import fails as it would have
+        exec_module = loader.exec_module
+        ident = self.ident
+
+        def exec_and_wrap(module: types.ModuleType) -> None:
+            exec_module(module)
+            _wrap_set_running_loop(module, ident)
+
+        loader.exec_module = exec_and_wrap
+        return spec
+
+
+def _wrap_set_running_loop(events: Any, ident: int) -> None:  # asyncio.events
+    original: Callable[[Any], None] = events._set_running_loop
+
+    def set_running_loop(loop: Any) -> None:
+        if _os_thread_ident() == ident:  # a loop in another OS thread needs no hook here
+            install()
+            # Unwrap, later loops pay nothing. asyncio re-exports the function: when the
+            # wrap happened during asyncio's own import, the package copied the wrapper.
+            owners: tuple[Any, ...] = (events, sys.modules.get("asyncio"))
+            for owner in owners:
+                if getattr(owner, "_set_running_loop", None) is set_running_loop:
+                    owner._set_running_loop = original
+        original(loop)
+
+    events._set_running_loop = set_running_loop
+    package: Any = sys.modules.get("asyncio")
+    if package is not None and getattr(package, "_set_running_loop", None) is original:
+        package._set_running_loop = set_running_loop
 
 
 def _os_thread_ident() -> int:

@@ -1,0 +1,43 @@
+"""The running-loop hook of a plain WSGI worker waits for the first event loop.
+
+The hook (greenserve/asgi/loophook.py) runs on every greenlet switch, so a WSGI worker
+installs it only when a view first runs an event loop. The first loop must already be
+covered: while it is parked, other greenlets' ``asyncio.run()`` still has to work.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import requests
+from test_asgi_frameworks import concurrent_gets
+
+from conftest import ServerProcess
+
+HOOK = "greenserve.asgi.loophook._make_tracer.<locals>.trace"
+
+
+def _json(response: bytes) -> Any:
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), response[:300]
+    return json.loads(body)
+
+
+@pytest.mark.parametrize("import_asyncio", ["0", "1"], ids=["lazy-import", "app-imports"])
+def test_wsgi_worker_installs_the_hook_when_a_view_first_runs_asyncio(
+        serve, import_asyncio: str) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = serve("loophook_app:app", "--max-blocking-time", "0",
+                                  env={"IMPORT_ASYNCIO": import_asyncio})
+    before = requests.get(server.url + "/trace", timeout=10).json()
+    assert before == {"trace": None, "asyncio_imported": import_asyncio == "1"}
+    # The first loops of the worker, parked together: each asyncio.run() in another greenlet
+    # only starts because the first loop installed the hook before it became "running".
+    responses = concurrent_gets(server, ["/asyncio?s=0.5"] * 5 + ["/asyncio?s=0"] * 5)
+    loops = [_json(r)["loop"] for r in responses]
+    assert len(set(loops[:5])) == 5
+    after = requests.get(server.url + "/trace", timeout=10).json()
+    assert after == {"trace": HOOK, "asyncio_imported": True}
+    again = concurrent_gets(server, ["/asyncio?s=0.2"] * 3)  # later loops, hook unwrapped
+    assert len({_json(r)["loop"] for r in again}) == 3
