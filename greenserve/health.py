@@ -13,12 +13,10 @@ import random
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import gevent
-import gevent.events
 import gevent.util
 
 from . import process
@@ -106,67 +104,62 @@ def install_abort_handler(on_abort: Callable[[], None]) -> None:
 def start_block_monitor(threshold: float) -> None:
     """Log the stack of code that keeps the hub from running for ``threshold`` seconds.
 
-    gevent's monitor thread does the detecting. Its report is handed back to the hub to be
-    logged once the hub runs again: logging from the monitor thread would take locks that,
-    after patching, belong to the hub.
+    A timer in the hub stamps the time every quarter of ``threshold``; a monitor thread (a
+    real OS thread) checks the stamp as often. A stamp older than ``threshold`` means the hub
+    could not run its timers for that long: code in some greenlet (or in a hub callback) has
+    not yielded. The monitor takes that code's stack from the hub's thread
+    (``sys._current_frames``) and hands it to the hub to be logged once it runs again:
+    logging from the monitor thread would take locks that, after patching, belong to the
+    hub. One report per blocked stretch.
+
+    gevent's own monitor traces every greenlet switch (``greenlet.settrace``), about 1.5 µs
+    per request of a WSGI worker, and its report walks every greenlet from the monitor
+    thread; the timer costs a callback every ``threshold / 4`` seconds.
     """
     if threshold <= 0:
         return
-    from gevent import config
-
-    config.monitor_thread = True
-    config.max_blocking_time = threshold
-    config.print_blocking_reports = False  # we log instead, once, through our logger
     hub = gevent.get_hub()
-    with warnings.catch_warnings():
-        # Without psutil gevent warns that it cannot watch memory; we only use the blocking
-        # detector (--max-worker-memory reads /proc itself).
-        warnings.simplefilter("ignore", RuntimeWarning)  # gevent's MonitorWarning
-        hub.start_periodic_monitoring_thread()
-    _replace_blocking_check(hub, threshold)
+    period = threshold / 4
+    stamp = [time.monotonic()]
+
+    def tick() -> None:  # in the hub
+        stamp[0] = time.monotonic()
+
+    timer = hub.loop.timer(period, period, ref=False)  # does not keep the loop alive
+    timer.start(tick)
+    _BlockMonitor(hub, threshold, period, stamp).start()
 
 
-def _replace_blocking_check(hub: Any, threshold: float) -> None:
-    """Report only the blocking stack, once per blocked stretch.
+class _BlockMonitor:
+    """The monitor thread's side: compare the hub's stamp with the clock, report once."""
 
-    gevent's own report also lists every greenlet (``format_run_info``), from the monitor
-    thread, holding the GIL: with a thousand WebSocket greenlets that cost 11-15 % of a
-    broadcast's CPU and thousands of log lines per report. The stack of the code that holds
-    the hub is what the user needs.
-    """
-    monitor = hub.periodic_monitoring_thread
-    tracer = getattr(monitor, "_greenlet_tracer", None)
-    entries = getattr(monitor, "_monitoring_functions", None)
-    if tracer is None or not entries:  # another gevent: keep its report, through our log
-        gevent.events.subscribers.append(_log_gevent_report(hub))
-        return
-    pending = [False]  # a report is on its way to the log: the same stretch, no second one
+    def __init__(self, hub: Any, threshold: float, period: float, stamp: list[float]) -> None:
+        self.hub, self.threshold, self.period, self.stamp = hub, threshold, period, stamp
+        self.pending = False  # a report is on its way to the log: the same stretch, no second
 
-    def write(stack: str) -> None:
-        pending[0] = False
+    def start(self) -> None:
+        from gevent.monkey import get_original
+
+        get_original("_thread", "start_new_thread")(self._run, ())
+
+    def _run(self) -> None:  # in the monitor thread: no logging, no gevent blocking calls
+        from gevent.monkey import get_original
+
+        sleep: Callable[[float], None] = get_original("time", "sleep")
+        hub = self.hub
+        while hub.loop is not None and not hub.dead:
+            sleep(self.period)
+            if self.pending or time.monotonic() - self.stamp[0] <= self.threshold:
+                continue
+            frame = sys._current_frames().get(hub.thread_ident)
+            stack = "".join(traceback.format_stack(frame)) if frame is not None \
+                else "(unknown)"
+            self.pending = True
+            loop = hub.loop
+            if loop is not None:  # None once the hub is destroyed
+                loop.run_callback_threadsafe(self._write, stack)
+
+    def _write(self, stack: str) -> None:  # in the hub
+        self.pending = False
         log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
-                    "blocking code:\n%s", threshold, os.getpid(), stack)
-
-    def check(hub: Any) -> None:  # runs in the monitor thread
-        blocked = tracer.did_block_hub(hub)
-        if not blocked or pending[0]:
-            return
-        frame = sys._current_frames().get(hub.thread_ident)
-        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(unknown)"
-        pending[0] = True
-        hub.loop.run_callback_threadsafe(write, stack)
-
-    entries[0].function = check
-
-
-def _log_gevent_report(hub: Any) -> Callable[[object], None]:
-    def write(blocking_time: float, lines: str) -> None:
-        log.warning("The event loop was blocked for more than %.2f s (pid: %s); the "
-                    "blocking code:\n%s", blocking_time, os.getpid(), lines)
-
-    def report(event: object) -> None:
-        if isinstance(event, gevent.events.EventLoopBlocked):
-            lines = "\n".join(str(line) for line in event.info)
-            hub.loop.run_callback_threadsafe(write, event.blocking_time, lines)
-
-    return report
+                    "blocking code:\n%s", self.threshold, os.getpid(), stack)

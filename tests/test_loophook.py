@@ -28,8 +28,8 @@ def _json(response: bytes) -> Any:
 @pytest.mark.parametrize("import_asyncio", ["0", "1"], ids=["lazy-import", "app-imports"])
 def test_wsgi_worker_installs_the_hook_when_a_view_first_runs_asyncio(
         serve, import_asyncio: str) -> None:  # type: ignore[no-untyped-def]
-    server: ServerProcess = serve("loophook_app:app", "--max-blocking-time", "0",
-                                  env={"IMPORT_ASYNCIO": import_asyncio})
+    # Default settings: the blocked-hub monitor (on) traces no switch either.
+    server: ServerProcess = serve("loophook_app:app", env={"IMPORT_ASYNCIO": import_asyncio})
     before = requests.get(server.url + "/trace", timeout=10).json()
     assert before == {"trace": None, "asyncio_imported": import_asyncio == "1"}
     # The first loops of the worker, parked together: each asyncio.run() in another greenlet
