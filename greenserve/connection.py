@@ -86,6 +86,11 @@ class HTTPConnection:
         self._raw: tuple[socket.socket | None, socket.socket] | None = None  # os_sockets()
         # _wait_readable()'s watcher and timer, made on first use (plain sockets only)
         self._plain = not (hasattr(sock, "_sslobj") or hasattr(sock, "do_handshake"))
+        # The OS-level, non-blocking socket under gevent's (plain sockets only): the hot
+        # path's sends, and its reads once the socket is readable, skip gevent's Python
+        # wrappers (their timeout handling only matters when the call would block).
+        self._direct: socket.socket | None = getattr(sock, "_sock", None) \
+            if self._plain else None
         self._hub = gevent.get_hub()
         self._watcher: Any = None
         self._idle_timer: Any = None
@@ -184,11 +189,11 @@ class HTTPConnection:
                 self._deadline = time.monotonic() + cfg.header_timeout
             self.idle = not started
             try:
-                if not started and self.requests and self._plain:
+                if not started and self.requests and self._direct is not None:
                     # Nothing of the next request is here yet (it never is right after a
                     # response): wait for it before reading, instead of a recv that fails.
                     self._wait_readable(idle_timeout)
-                    self._recv_ready()
+                    self._recv_now(self._direct)
                 else:
                     self._recv()
             except TimeoutError:
@@ -276,13 +281,26 @@ class HTTPConnection:
         self._recv_ready()
 
     def _recv_ready(self) -> None:
-        """Read what the socket has (after :meth:`_wait_readable`, it does not wait)."""
+        """Read what the socket has, waiting up to the socket's timeout."""
         try:
             data = self.sock.recv(_RECV_SIZE)
         except TimeoutError:
             raise
         except OSError:
             data = b""  # reset by peer counts as EOF
+        self._received(data)
+
+    def _recv_now(self, direct: socket.socket) -> None:
+        """Read what the OS socket has, after :meth:`_wait_readable` said it is readable."""
+        try:
+            data = direct.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return  # a spurious wake-up: the caller waits again
+        except OSError:
+            data = b""  # reset by peer counts as EOF
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
         if not data:
             if self._eof:
                 raise ClientDisconnected("connection closed by the client")
@@ -331,12 +349,22 @@ class HTTPConnection:
             data, self._held = self._held + data, b""
         if not data:
             return
-        sock = self.sock
-        self._settimeout(self._send_timeout)
+        sock, direct = self.sock, self._direct
         try:
             # One plain send first: it usually takes everything, and gevent's sendall costs
-            # an extra getsockopt per call.
-            sent = sock.send(data)
+            # an extra getsockopt per call. On a plain socket it is the OS socket's own
+            # non-blocking send: gevent's wrapper and the timeout only matter when it would
+            # block, and then sendall waits (under ``--timeout``) for the rest.
+            if direct is not None:
+                try:
+                    sent = direct.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                if sent == len(data):
+                    return
+            self._settimeout(self._send_timeout)
+            if direct is None:
+                sent = sock.send(data)
             if sent < len(data):
                 sock.sendall(memoryview(data)[sent:])
         except OSError as exc:

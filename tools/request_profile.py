@@ -149,8 +149,8 @@ def report(raw: Path) -> None:
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if "gevent/_monitor.py" in stack or "gevent/threadpool.py" in stack:
-            continue  # gevent's monitoring thread and threadpool: idle, not the worker
+        if "_BlockMonitor._run" in stack or "gevent/threadpool.py" in stack:
+            continue  # the blocked-hub monitor thread and threadpool: idle, not the worker
         n = int(count)
         total += n
         names = [re.sub(r":\d+\)$", ")", f) for f in frames]
