@@ -37,7 +37,7 @@ typecheck: $(STAMP)
 
 ## make bench: greenserve and its peers (gunicorn -k gevent, gevent pywsgi, waitress, uvicorn,
 ## granian; for ASGI uvicorn and gunicorn -k asgi), same apps, one worker each, with ratios
-## (~25 min; not part of test). Options through BENCH_ARGS, e.g. BENCH_ARGS=--quick (~4 min)
+## (~25 min; not part of test). Options through BENCH_ARGS, e.g. BENCH_ARGS=--quick (~5 min)
 ## or BENCH_ARGS="--only greenserve,gunicorn,10k-c64"; see loadtests/README.md.
 bench: $(VENV)/.bench
 	$(BIN)/python loadtests/bench.py $(BENCH_ARGS)
