@@ -340,6 +340,26 @@ def test_a_slow_reader_gets_everything(ws_server: ServerProcess) -> None:
     run(scenario())
 
 
+def test_a_client_that_never_reads_is_cut_after_the_send_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    # 1,000 x 64 KB is far more than both socket buffers hold: ws.send() must block on the
+    # full buffer (backpressure, no queue in the worker), then give up after --timeout.
+    server = serve("--timeout", "1", "ws_apps:app")
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        raw = RawWebSocket(sock, "/stream?n=1000&size=65536")
+        time.sleep(3)  # read nothing for three send timeouts
+        received = len(raw.client.buf)
+        ended = False
+        sock.settimeout(10)
+        while not ended:
+            try:
+                data = sock.recv(1 << 20)
+            except ConnectionResetError:
+                data = b""
+            received += len(data)
+            ended = not data
+    assert received < 1000 * 65536 // 2, received
+
+
 def test_200_concurrent_clients_on_one_worker(ws_server: ServerProcess) -> None:
     async def one(i: int) -> None:
         async with connect(ws_url(ws_server), open_timeout=20) as ws:

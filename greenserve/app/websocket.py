@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 import gevent.lock
 
+from ..connection import os_sockets
 from ..protocol.websocket import (
     INTERNAL_ERROR,
     NORMAL_CLOSURE,
@@ -55,6 +56,14 @@ _RECV_SIZE = 65536
 _RECV_SIZE_DEFLATE = 16384
 _CLOSE_TIMEOUT = 5.0  # how long to wait for the client's answer to our close frame
 _LINGER = 2.0  # how long to read (and drop) what a client still sends after the end
+
+
+def _direct_socket(sock: Any) -> socket.socket | None:
+    """The OS socket under a plain gevent socket, for sends that must not wait (else None)."""
+    try:
+        return os_sockets(sock)[0]
+    except TypeError:  # not a gevent socket: every send goes through sendall
+        return None
 
 
 class WebSocketError(OSError):
@@ -130,6 +139,9 @@ class WebSocket:
         self._options = options
         self._session: WebSocketSession | None = None
         self._sock: socket.socket | None = None
+        # The OS-level, non-blocking socket under gevent's (None under TLS): a send the
+        # kernel takes at once skips gevent's sendall and the send timeout.
+        self._direct: socket.socket | None = None
         self._unread = False  # the pinger read bytes that no receive() has parsed yet
         self._read_lock = gevent.lock.Semaphore()
         self._write_lock = gevent.lock.Semaphore()
@@ -197,6 +209,7 @@ class WebSocket:
             self._dead = True
             raise WebSocketError(f"the client went away during the handshake: {exc}") from exc
         self._sock = sock
+        self._direct = _direct_socket(sock)
         self.subprotocol = accepted.subprotocol
         self._session = WebSocketSession(
             accepted.extensions, max_message_size=self._options.max_message_size,
@@ -382,8 +395,21 @@ class WebSocket:
             if not data or self._dead:
                 return
             try:
+                # One non-blocking send first: the kernel usually takes the whole frame,
+                # and then neither gevent's sendall (a getsockopt per call) nor a
+                # gevent.Timeout is needed. Only a full socket buffer waits, for the rest,
+                # under the send timeout: a slow reader still slows its sender down.
+                sent = 0
+                direct = self._direct
+                if direct is not None:
+                    try:
+                        sent = direct.send(data)
+                    except (BlockingIOError, InterruptedError):
+                        pass
+                    if sent == len(data):
+                        return
                 with gevent.Timeout(self._options.send_timeout, _SendTimeout):
-                    sock.sendall(data)
+                    sock.sendall(memoryview(data)[sent:] if sent else data)
             except (OSError, _SendTimeout) as exc:
                 self._abort()
                 raise WebSocketError("Socket is dead") from exc
