@@ -82,6 +82,8 @@ class HTTPConnection:
         self._deadline: float | None = None
         self._eof = False
         self._held = b""  # a response head waiting for its first body bytes
+        # the Date and Server headers (send_head), made again when the date changes
+        self._defaults: dict[bytes, tuple[bytes, bytes]] | None = None
         self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
         self._raw: tuple[socket.socket | None, socket.socket] | None = None  # os_sockets()
         # _wait_readable()'s watcher and timer, made on first use (plain sockets only)
@@ -338,7 +340,11 @@ class HTTPConnection:
         """Send a response head, adding the Date and Server headers."""
         if self.state.stopping:
             self.proto.close_after_response()
-        defaults = {b"date": (b"Date", http_date()), b"server": (b"Server", self._server)}
+        date = http_date()  # the same bytes object for a whole second
+        defaults = self._defaults
+        if defaults is None or defaults[b"date"][1] is not date:
+            defaults = self._defaults = {b"date": (b"Date", date),
+                                         b"server": (b"Server", self._server)}
         # Held back and sent with the first body bytes (or the end of the response): one
         # send per small response instead of two.
         self._held = self.proto.send_response(status, headers, reason, defaults)

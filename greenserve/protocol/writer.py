@@ -18,6 +18,7 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # reason-phrase = *( HTAB / SP / VCHAR / obs-text ): anything else could split the response.
 _BAD_REASON = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _HOP_BY_HOP = frozenset((b"connection", b"keep-alive", b"transfer-encoding"))
+_SPECIAL = _HOP_BY_HOP | {b"content-length"}  # the names plan_response() looks at
 # What passed the checks before: the lower-cased form of each valid header name, and the
 # values known to be clean. Apps send the same few names and many of the same values on
 # every response; looking them up costs a tenth of the regular expressions. Both bounded:
@@ -62,10 +63,20 @@ def serialize_head(
         raise LocalProtocolError(f"invalid status code {status!r}")
     if reason and _BAD_REASON.search(reason):
         raise LocalProtocolError(f"invalid reason phrase {reason!r}")
-    parts = [b"%s %d %s" % (http_version, status, reason or reason_phrase(status))]
-    parts += [name + b": " + value for name, value in headers]
-    parts.append(b"\r\n")
-    return b"\r\n".join(parts)
+    key = (http_version, status, reason)
+    line = _STATUS_LINES.get(key)
+    if line is None:
+        line = b"%s %d %s\r\n" % (http_version, status, reason or reason_phrase(status))
+        if len(_STATUS_LINES) < _STATUS_LINES_SIZE:
+            _STATUS_LINES[key] = line
+    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) \
+        + b"\r\n"
+
+
+#: status lines already formatted, by (version, status, reason); bounded (apps may send any
+#: reason phrase)
+_STATUS_LINES: dict[tuple[bytes, int, bytes], bytes] = {}
+_STATUS_LINES_SIZE = 256
 
 
 def checked_name(name: bytes, value: bytes) -> bytes:
@@ -116,22 +127,24 @@ def plan_response(
     """
     out: Headers = []
     length: int | None = None
+    # Every header is checked before any is used (the first bad one is the error raised).
     names = [checked_name(name, value) for name, value in headers]
-    for lname, (name, value) in zip(names, headers, strict=True):
-        if lname in _HOP_BY_HOP:
-            if lname == b"connection" and b"close" in _tokens(value):
-                keep_alive = False
-            continue  # the server owns connection management
-        if lname == b"content-length":
+    for lname, pair in zip(names, headers, strict=True):
+        if lname in _SPECIAL:
+            value = pair[1]
+            if lname != b"content-length":
+                if lname == b"connection" and b"close" in _tokens(value):
+                    keep_alive = False
+                continue  # hop-by-hop: the server owns connection management
             if not value.isdigit() or (length is not None and int(value) != length):
                 raise LocalProtocolError(f"invalid Content-Length {value!r}")
             if length is not None or status < 200 or status == 204:
                 continue  # a duplicate, or a status that MUST NOT carry it (RFC 9110 8.6)
             length = int(value)
-        out.append((name, value))
+        out.append(pair)
     if defaults:
         out += [pair for lname, pair in defaults.items() if lname not in names]
-    framing = BodyFraming(send_body=status_has_body(status, method))
+    framing = BodyFraming(False, None, status_has_body(status, method))
     if length is not None:
         framing.remaining = length if framing.send_body else None
     elif status >= 200 and status not in (204, 304):
