@@ -219,6 +219,21 @@ def test_text_and_binary_messages_in_and_out() -> None:
     assert [(type(e), e.data) for e in got] == [(TextMessage, "back"), (BytesMessage, b"bin")]
 
 
+def test_take_with_message_returns_the_queue_then_the_frame() -> None:
+    session, client = pair()
+    client.receive_data(session.take_with_message("alone"))
+    session.ping(b"queued first")
+    wire = session.take_with_message(b"after the ping")
+    assert session.data_to_send() == b""  # taken
+    client.receive_data(wire)
+    got = list(client.events())
+    assert [(type(e), getattr(e, "data", None) or getattr(e, "payload", None)) for e in got] \
+        == [(TextMessage, "alone"), (Ping, b"queued first"), (BytesMessage, b"after the ping")]
+    session.close()
+    with pytest.raises(SessionClosed):
+        session.take_with_message("too late")
+
+
 def test_fragments_are_reassembled_whatever_the_chunking() -> None:
     session, client = pair()
     wire = (client.send(TextMessage("ab", message_finished=False))

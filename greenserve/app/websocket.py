@@ -246,7 +246,7 @@ class WebSocket:
     def send(self, message: str | bytes | bytearray | memoryview,
              binary: bool | None = None) -> None:
         """Send a text (``str``) or binary (``bytes``-like) message; ``binary`` forces one."""
-        session = self._open_session()
+        session = self._session or self._open_session()
         if binary is None:
             binary = not isinstance(message, str)
         if binary:
@@ -255,11 +255,13 @@ class WebSocket:
             data = message if isinstance(message, str) else bytes(message).decode()
         if self._dead:
             raise WebSocketError("Connection is already closed")
-        try:
-            session.send_message(data)
-        except SessionClosed as exc:
-            raise WebSocketError("Connection is already closed") from exc
-        self._flush()
+        with self._write_lock:
+            try:
+                # Framed under the lock: whatever is queued (a pong) goes out first.
+                frames = session.take_with_message(data)
+            except SessionClosed as exc:
+                raise WebSocketError("Connection is already closed") from exc
+            self._write(frames)
 
     def ping(self, payload: bytes = b"") -> None:
         """Send a ping; the pong is not waited for."""
@@ -388,31 +390,35 @@ class WebSocket:
 
     def _flush(self) -> None:
         session = self._session
-        sock = self._sock
-        assert session is not None and sock is not None
+        assert session is not None
         with self._write_lock:
-            data = session.data_to_send()
-            if not data or self._dead:
-                return
-            try:
-                # One non-blocking send first: the kernel usually takes the whole frame,
-                # and then neither gevent's sendall (a getsockopt per call) nor a
-                # gevent.Timeout is needed. Only a full socket buffer waits, for the rest,
-                # under the send timeout: a slow reader still slows its sender down.
-                sent = 0
-                direct = self._direct
-                if direct is not None:
-                    try:
-                        sent = direct.send(data)
-                    except (BlockingIOError, InterruptedError):
-                        pass
-                    if sent == len(data):
-                        return
-                with gevent.Timeout(self._options.send_timeout, _SendTimeout):
-                    sock.sendall(memoryview(data)[sent:] if sent else data)
-            except (OSError, _SendTimeout) as exc:
-                self._abort()
-                raise WebSocketError("Socket is dead") from exc
+            self._write(session.data_to_send())
+
+    def _write(self, data: bytes) -> None:
+        """Send ``data`` (the write lock held); WebSocketError when the socket is dead."""
+        if not data or self._dead:
+            return
+        sock = self._sock
+        assert sock is not None
+        try:
+            # One non-blocking send first: the kernel usually takes the whole frame,
+            # and then neither gevent's sendall (a getsockopt per call) nor a
+            # gevent.Timeout is needed. Only a full socket buffer waits, for the rest,
+            # under the send timeout: a slow reader still slows its sender down.
+            sent = 0
+            direct = self._direct
+            if direct is not None:
+                try:
+                    sent = direct.send(data)
+                except (BlockingIOError, InterruptedError):
+                    pass
+                if sent == len(data):
+                    return
+            with gevent.Timeout(self._options.send_timeout, _SendTimeout):
+                sock.sendall(memoryview(data)[sent:] if sent else data)
+        except (OSError, _SendTimeout) as exc:
+            self._abort()
+            raise WebSocketError("Socket is dead") from exc
 
     def _shutdown_write(self) -> None:
         if self._shut or self._sock is None:

@@ -201,7 +201,11 @@ class WebSocketCycle:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "websocket.send":
-            await self._send_message(message)
+            # The hot path (a broadcast sends one per member): frame, then one non-blocking
+            # send, with no coroutine of its own; only a write that must wait is awaited.
+            rest = self._send_message_now(self._payload(message))
+            if rest is not None:
+                await self._write_later(rest)
         elif kind == "websocket.accept":
             await self._accept(message)
         elif kind == "websocket.close":
@@ -233,26 +237,38 @@ class WebSocketCycle:
             return
         self.accepted = True
 
-    async def _send_message(self, message: Message) -> None:
+    def _payload(self, message: Message) -> str | bytes:
+        """What a ``websocket.send`` sends (checked)."""
         if not self.accepted:
             raise RuntimeError("Expected ASGI message 'websocket.accept' or 'websocket.close'"
                                ", got 'websocket.send'")
-        text, data = message.get("text"), message.get("bytes")
-        payload: str | bytes
+        text = message.get("text")
         if text is not None:
-            payload = str(text)
-        elif data is not None:
-            payload = bytes(data)
-        else:
-            raise RuntimeError("'websocket.send' needs 'text' or 'bytes'")
-        session = self.io.session
-        if session is None or self.io.dead:
+            return text if type(text) is str else str(text)
+        data = message.get("bytes")
+        if data is not None:
+            return data if type(data) is bytes else bytes(data)
+        raise RuntimeError("'websocket.send' needs 'text' or 'bytes'")
+
+    def _send_message_now(self, payload: str | bytes) -> bytes | None:
+        """Frame ``payload`` and write it like :meth:`_write_now` (same answer)."""
+        io = self.io
+        session = io.session
+        if session is None or io.dead:
             raise ClientDisconnected("the WebSocket is closed")
+        lock = io.write_lock
+        queue_only = not self.direct or not lock.acquire(blocking=False)
         try:
-            session.send_message(payload)
+            if queue_only:
+                session.send_message(payload)  # a greenlet writes it
+                return b""
+            # The lock is ours: the queue and this frame go out together, in order.
+            data = session.take_with_message(payload)
         except SessionClosed as exc:
+            if not queue_only:
+                lock.release()
             raise ClientDisconnected(str(exc)) from None
-        await self._flush()
+        return self._send_locked(data)
 
     async def _close(self, message: Message) -> None:
         code = int(message.get("code") or 1000)
@@ -288,14 +304,30 @@ class WebSocketCycle:
 
     async def _flush(self) -> None:
         """Write what the session queued: directly if the kernel takes it, else cross."""
+        rest = self._write_now()
+        if rest is not None:
+            await self._write_later(rest)
+
+    def _write_now(self) -> bytes | None:
+        """Write what the session queued with one non-blocking send, when the write lock is
+        free and the kernel takes it all: None then (or when there is nothing to write).
+
+        Otherwise what is left for the connection greenlet: the unsent bytes, with the
+        write lock held (:meth:`_write_later` hands both over), or ``b""`` when the loop
+        may not write itself (TLS, or a greenlet is writing): the greenlet flushes.
+        """
         io = self.io
         session = io.session
         if io.dead or session is None:
-            return
+            return None
         if not self.direct or not io.write_lock.acquire(blocking=False):
-            await self._ask(FLUSH, None)
-            return
-        data = session.data_to_send()
+            return b""
+        return self._send_locked(session.data_to_send())
+
+    def _send_locked(self, data: bytes) -> bytes | None:
+        """One non-blocking send of ``data``, the write lock held: None when it all went
+        (the lock released), else the rest (the lock still held)."""
+        io = self.io
         try:
             sent = self.conn.send_now(data) if data else 0
         except OSError as exc:
@@ -304,9 +336,15 @@ class WebSocketCycle:
             raise ClientDisconnected(str(exc)) from None
         if sent >= len(data):
             io.write_lock.release()
-            return
-        # The connection greenlet writes the rest and releases the lock.
-        await self._ask(WRITE_HELD, bytes(memoryview(data)[sent:]))
+            return None
+        return data[sent:]
+
+    async def _write_later(self, rest: bytes) -> None:
+        """The connection greenlet writes ``rest`` (the lock held) or flushes (``b""``)."""
+        if rest:
+            await self._ask(WRITE_HELD, rest)
+        else:
+            await self._ask(FLUSH, None)
 
     async def _ask(self, kind: str, payload: Any) -> None:
         """Hand ``kind`` to the connection greenlet and await it (its exceptions too)."""

@@ -385,6 +385,20 @@ class WebSocketSession:
         else:
             self._out += self._conn.send(BytesMessage(data=bytes(data)))
 
+    def take_with_message(self, data: str | bytes) -> bytes:
+        """:meth:`send_message` then :meth:`data_to_send` in one: the bytes queued for the
+        peer with this message's frame last. The writer's hot path: when nothing else is
+        queued the frame is returned as is, with no copy through the queue."""
+        self._require_open()
+        if isinstance(data, str):
+            frame = self._conn.send(TextMessage(data=data))
+        else:
+            frame = self._conn.send(BytesMessage(data=bytes(data)))
+        if not self._out:
+            return frame
+        self._out += frame
+        return self.data_to_send()
+
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping (at most 125 bytes of payload)."""
         if len(payload) > 125:
