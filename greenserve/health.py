@@ -106,8 +106,10 @@ def start_block_monitor(threshold: float) -> None:
 
     A timer in the hub stamps the time every quarter of ``threshold``; a monitor thread (a
     real OS thread) checks the stamp as often. A stamp older than ``threshold`` means the hub
-    could not run its timers for that long: code in some greenlet (or in a hub callback) has
-    not yielded. The monitor takes that code's stack from the hub's thread
+    could not run its timers for that long. It is reported when the same greenlet (the same
+    bottom frame) was running at this check and the one before: code that has not yielded,
+    rather than a loop iteration made long by many greenlets that each run briefly. The
+    monitor takes that code's stack from the hub's thread
     (``sys._current_frames``) and hands it to the hub to be logged once it runs again:
     logging from the monitor thread would take locks that, after patching, belong to the
     hub. One report per blocked stretch.
@@ -136,6 +138,7 @@ class _BlockMonitor:
     def __init__(self, hub: Any, threshold: float, period: float, stamp: list[float]) -> None:
         self.hub, self.threshold, self.period, self.stamp = hub, threshold, period, stamp
         self.pending = False  # a report is on its way to the log: the same stretch, no second
+        self.last_root: int | None = None  # id() of the bottom frame seen at the last check
 
     def start(self) -> None:
         from gevent.monkey import get_original
@@ -150,14 +153,25 @@ class _BlockMonitor:
         while hub.loop is not None and not hub.dead:
             sleep(self.period)
             if self.pending or time.monotonic() - self.stamp[0] <= self.threshold:
+                self.last_root = None
                 continue
             frame = sys._current_frames().get(hub.thread_ident)
+            if not self._same_greenlet(frame):
+                continue
             stack = "".join(traceback.format_stack(frame)) if frame is not None \
                 else "(unknown)"
             self.pending = True
             loop = hub.loop
             if loop is not None:  # None once the hub is destroyed
                 loop.run_callback_threadsafe(self._write, stack)
+
+    def _same_greenlet(self, frame: Any) -> bool:
+        """Whether ``frame`` belongs to the greenlet that ran at the last check too."""
+        root = frame
+        while root is not None and root.f_back is not None:
+            root = root.f_back  # a greenlet's frames end at its own bottom frame
+        seen, self.last_root = self.last_root, id(root)
+        return root is not None and seen == id(root)
 
     def _write(self, stack: str) -> None:  # in the hub
         self.pending = False
