@@ -481,6 +481,17 @@ class HTTPConnection:
         errors propagate."""
         return self.sock.recv(size)
 
+    def recv_upgraded_now(self, size: int) -> bytes | None:
+        """One non-blocking read of up to ``size`` bytes: None when nothing is there yet,
+        ``b""`` at EOF or on a broken connection. Only when :attr:`direct_writes` (a TLS
+        socket may hold decrypted bytes its file descriptor does not show)."""
+        try:
+            return self._os_sockets()[1].recv(size)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""
+
     def shutdown(self, how: int) -> None:
         """``socket.shutdown(how)``, ignoring a connection that is already gone."""
         try:

@@ -210,6 +210,31 @@ def test_protocol_error_sends_close_then_closes_tcp(raw_app: ServerProcess) -> N
     assert client.closed()  # no close reply needed: the server drops TCP
 
 
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    return (bytes([0x80 | opcode, 0x80 | len(payload)]) + mask
+            + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def test_a_frame_dribbled_in_with_pauses_is_echoed_whole(raw_app: ServerProcess) -> None:
+    # Between pieces the connection is idle (the reader greenlet is gone and comes back
+    # with the next bytes): the session keeps the partial frame across the pauses.
+    client = RawClient(raw_app.connect())
+    client.send(handshake_bytes("/echo"))
+    assert client.response(head_only=True)[0] == 101
+    for text in (b"first", b"after an idle spell"):
+        frame = masked_frame(0x1, text)
+        for i in range(0, len(frame), 3):
+            client.send(frame[i:i + 3])
+            time.sleep(0.05)
+        assert read_frame(client) == (0x1, text)
+        time.sleep(0.3)
+    client.send(masked_frame(0x8, struct.pack("!H", 1000)))
+    assert read_frame(client)[0] == 8
+    assert client.closed()
+    assert wait_for(lambda: {"path": "/echo", "code": 1000} in events(raw_app))
+
+
 def test_client_disconnect_reaches_the_app(raw_app: ServerProcess) -> None:
     sock = raw_app.connect()
     client = RawClient(sock)

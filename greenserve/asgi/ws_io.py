@@ -5,9 +5,11 @@ the ``101`` (or the app's denial response), drives the sans-io
 :class:`~greenserve.protocol.websocket.WebSocketSession` and owns the socket afterwards:
 
 - A **reader greenlet** reads the socket, feeds the session and hands each complete message
-  to the loop (``deliver``). It stops reading while :data:`BACKLOG` messages wait for the
-  app's ``receive()``, so a slow app lets TCP flow control slow the client down instead of
-  growing a queue. Pings are answered as they are parsed.
+  to the loop (``deliver``). On a plain socket it exists only while there are bytes to read:
+  an idle connection has just an I/O watcher, which starts one when the client sends. It
+  stops reading while :data:`BACKLOG` messages wait for the app's ``receive()``, so a slow
+  app lets TCP flow control slow the client down instead of growing a queue. Pings are
+  answered as they are parsed.
 - **Writes** go through the connection (``HTTPConnection.write``, under ``--timeout``) while
   holding :attr:`WebSocketIO.write_lock`; whoever holds it sends everything the session has
   queued, so frames never interleave. The loop may take the lock without blocking for its
@@ -80,6 +82,9 @@ class WebSocketIO:
         self.last_recv = 0.0
         self._shut = False
         self._reader: gevent.Greenlet | None = None
+        self._watcher: Any = None  # plain sockets: wakes a reader when bytes arrive
+        self._ended = False  # the reader saw the end of the connection
+        self._on_end: gevent.event.Event | None = None  # finish() waits for the end
         self._pinger: gevent.Greenlet | None = None
 
     # -- the handshake, or a denial ----------------------------------------------------------
@@ -93,7 +98,7 @@ class WebSocketIO:
             accepted.extensions, max_message_size=self.options.max_message_size,
             trailing_data=trailing)
         self.last_recv = time.monotonic()
-        self._reader = gevent.spawn(self._read_loop)
+        self._start_reading()
         if self.options.ping_interval:
             self._pinger = gevent.spawn(self._keepalive)
 
@@ -166,27 +171,70 @@ class WebSocketIO:
         if self.backlog < BACKLOG:
             self.room.set()
 
+    def _start_reading(self) -> None:
+        if not self.conn.direct_writes:
+            # TLS: decrypted bytes may wait in the TLS layer while the socket is quiet, so
+            # one reader greenlet stays, blocked in recv.
+            self._reader = gevent.spawn(self._read_loop)
+            return
+        # A plain socket has no reader greenlet while the client is quiet (a parked one
+        # costs its saved stack, ~3 KB per idle connection): a watcher starts one when
+        # bytes arrive, and it ends when it has read everything there is.
+        self._watcher = gevent.get_hub().loop.io(self.conn.fileno(), 1)
+        self._watcher.start(self._readable)
+
+    def _readable(self) -> None:
+        """(hub callback) Bytes arrived: a reader greenlet takes over until they are read."""
+        self._watcher.stop()
+        self._reader = gevent.spawn(self._read_burst)
+
+    def _read_burst(self) -> None:
+        session, recv = self.session, self.conn.recv_upgraded_now
+        assert session is not None
+        size = _RECV_SIZE_DEFLATE if session.compressed else _RECV_SIZE
+        while True:
+            self._wait_for_room()
+            data = recv(size)
+            if data is None:  # all read: wait for more without a greenlet
+                if self._watcher is not None:
+                    self._watcher.start(self._readable)
+                return
+            if not self._take(session, data):
+                return
+
     def _read_loop(self) -> None:
         session, recv = self.session, self.conn.recv_upgraded
         assert session is not None
         size = _RECV_SIZE_DEFLATE if session.compressed else _RECV_SIZE
         while True:
-            while self.backlog >= BACKLOG and not (self.gone or self.app_done):
-                self.room.clear()
-                self.room.wait()
+            self._wait_for_room()
             try:
                 data = recv(size)
             except TimeoutError:
                 continue  # a write set the socket's timeout: reading has none
             except OSError:
                 data = b""
-            if not data:
-                self._disconnected(session, eof=True)
+            if not self._take(session, data):
                 return
-            self.last_recv = time.monotonic()
-            if not self.gone:  # past the close, the client's bytes are dropped
-                session.receive_data(data)
-                self._pump(session)
+
+    def _wait_for_room(self) -> None:
+        while self.backlog >= BACKLOG and not (self.gone or self.app_done):
+            self.room.clear()
+            self.room.wait()
+
+    def _take(self, session: WebSocketSession, data: bytes) -> bool:
+        """Feed what was read to the session; False at the end of the connection."""
+        if not data:
+            self._disconnected(session, eof=True)
+            self._ended = True
+            if self._on_end is not None:
+                self._on_end.set()
+            return False
+        self.last_recv = time.monotonic()
+        if not self.gone:  # past the close, the client's bytes are dropped
+            session.receive_data(data)
+            self._pump(session)
+        return True
 
     def _pump(self, session: WebSocketSession) -> None:
         """Hand the app every complete message; answer pings and closes."""
@@ -240,17 +288,21 @@ class WebSocketIO:
             self._flush_quietly()
         self.app_done = True
         self.room.set()
-        reader = self._reader
-        if reader is not None and not self.dead:
+        if not (self._ended or self.dead):
             # The reader sees the client's close frame (and shuts our side down), then
             # reads and drops until the client closes TCP: closing first could reset the
             # connection before the client has read our close frame.
-            reader.join(_CLOSE_TIMEOUT + _LINGER)
+            self._on_end = gevent.event.Event()
+            self._on_end.wait(_CLOSE_TIMEOUT + _LINGER)
         self.kill()
 
     def kill(self) -> None:
         """Stop the reader and the pinger now (the connection is being torn down)."""
         _kill(self._pinger)
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
         _kill(self._reader)
 
     def _keepalive(self) -> None:
