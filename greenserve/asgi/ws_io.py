@@ -33,6 +33,7 @@ from typing import Any
 import gevent
 import gevent.event
 import gevent.lock
+from gevent import getcurrent
 
 from ..app.websocket import WebSocketOptions
 from ..protocol.events import Headers
@@ -55,6 +56,8 @@ _RECV_SIZE = 65536
 _RECV_SIZE_DEFLATE = 16384  # one deflated chunk may inflate a thousandfold: read less
 _CLOSE_TIMEOUT = 5.0  # how long to wait for the client's answer to our close frame
 _LINGER = 2.0  # then how long to read (and drop) what it still sends before closing
+#: how long a reader greenlet waits for more bytes before it ends (the connection is idle)
+READER_PARK = 1.0
 
 Deliver = Callable[[dict[str, Any]], None]
 
@@ -83,6 +86,7 @@ class WebSocketIO:
         self._shut = False
         self._reader: gevent.Greenlet | None = None
         self._watcher: Any = None  # plain sockets: wakes a reader when bytes arrive
+        self._park_timer: Any = None  # ends a reader's wait for bytes (READER_PARK)
         self._ended = False  # the reader saw the end of the connection
         self._on_end: gevent.event.Event | None = None  # finish() waits for the end
         self._pinger: gevent.Greenlet | None = None
@@ -177,14 +181,17 @@ class WebSocketIO:
             # one reader greenlet stays, blocked in recv.
             self._reader = gevent.spawn(self._read_loop)
             return
-        # A plain socket has no reader greenlet while the client is quiet (a parked one
-        # costs its saved stack, ~3 KB per idle connection): a watcher starts one when
-        # bytes arrive, and it ends when it has read everything there is.
-        self._watcher = gevent.get_hub().loop.io(self.conn.fileno(), 1)
+        # A plain socket has no reader greenlet once the client has been quiet for
+        # READER_PARK seconds (a parked one costs its saved stack: ~10 KB RSS per idle
+        # connection): a watcher starts one when bytes arrive. A busy client keeps its
+        # reader, so no greenlet is made per message.
+        hub = gevent.get_hub()
+        self._watcher = hub.loop.io(self.conn.fileno(), 1)
+        self._park_timer = hub.loop.timer(READER_PARK, READER_PARK)
         self._watcher.start(self._readable)
 
     def _readable(self) -> None:
-        """(hub callback) Bytes arrived: a reader greenlet takes over until they are read."""
+        """(hub callback) Bytes arrived: a reader greenlet takes over."""
         self._watcher.stop()
         self._reader = gevent.spawn(self._read_burst)
 
@@ -195,12 +202,26 @@ class WebSocketIO:
         while True:
             self._wait_for_room()
             data = recv(size)
-            if data is None:  # all read: wait for more without a greenlet
+            if data is None and not self._park():
+                # Quiet for READER_PARK seconds: wait for more without a greenlet.
                 if self._watcher is not None:
                     self._watcher.start(self._readable)
                 return
-            if not self._take(session, data):
+            if data is not None and not self._take(session, data):
                 return
+
+    def _park(self) -> bool:
+        """Wait in the hub until the socket is readable (True) or READER_PARK seconds
+        passed (False). The watcher and the timer are the connection's, reused."""
+        watcher, timer = self._watcher, self._park_timer
+        switch = getcurrent().switch
+        watcher.start(switch, True)
+        timer.again(switch, False)  # again(): restarts the full period (see connection.py)
+        try:
+            return bool(gevent.get_hub().switch())
+        finally:
+            watcher.stop()
+            timer.stop()
 
     def _read_loop(self) -> None:
         session, recv = self.session, self.conn.recv_upgraded
@@ -300,10 +321,13 @@ class WebSocketIO:
         """Stop the reader and the pinger now (the connection is being torn down)."""
         _kill(self._pinger)
         watcher, self._watcher = self._watcher, None
+        _kill(self._reader)
         if watcher is not None:
             watcher.stop()
             watcher.close()
-        _kill(self._reader)
+        if self._park_timer is not None:
+            self._park_timer.close()
+            self._park_timer = None
 
     def _keepalive(self) -> None:
         """``--ws-ping-interval``: ping; close with 1011 when nothing came back in time."""
