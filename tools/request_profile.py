@@ -11,7 +11,9 @@ shared machine) and the load average, so A/B runs made back to back can be compa
 that long during an extra run and prints the functions with the most self time, and the
 share of samples under each greenserve function (inclusive).
 
-Server names: ``greenserve``, ``greenserve-h11`` (``--http-parser python``), ``gunicorn``;
+Server names: ``greenserve``, ``greenserve-h11`` (``--http-parser python``),
+``greenserve-asgi`` (``loadtests/asgi_bench_app.py``, the ASGI twin, lifespan off),
+``uvicorn-httptools`` and ``uvicorn-h11`` (the ASGI twin; CPU is the whole process), ``gunicorn``;
 ``greenserve@DIR`` takes the greenserve package from ``DIR`` (an A/B baseline, e.g.
 ``git archive HEAD greenserve | tar -x -C DIR``); ``greenserve+--opt=value`` adds options.
 """
@@ -37,11 +39,19 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 def server_argv(name: str) -> list[str]:
     if name.startswith("greenserve"):
-        # greenserve[-h11][@DIR][+--opt=value...]: the parser, the tree, extra options
+        # greenserve[-h11|-asgi][@DIR][+--opt=value...]: the parser or the ASGI twin of the
+        # app, the tree, extra options
         options = name.split("+")[1:]
+        app = "bench_app:app"
         if name.startswith("greenserve-h11"):
             options = ["--http-parser", "python", *options]
-        return [sys.executable, "-m", "greenserve", *COMMON, *options, "bench_app:app"]
+        elif name.startswith("greenserve-asgi"):
+            options, app = ["--asgi-lifespan", "off", *options], "asgi_bench_app:app"
+        return [sys.executable, "-m", "greenserve", *COMMON, *options, app]
+    if name.startswith("uvicorn"):  # uvicorn-httptools, uvicorn-h11: the ASGI twin
+        return [sys.executable, "-m", "uvicorn", "--http", name.partition("-")[2] or "httptools",
+                "--loop", "asyncio", "--lifespan", "off", "--no-access-log",
+                "--log-level", "info", "--port", "0", "asgi_bench_app:app"]
     return [sys.executable, "-m", "gunicorn", "-k", "gevent", *COMMON, "--no-control-socket",
             "bench_app:app"]
 
@@ -59,7 +69,8 @@ def start(name: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = re.search(rb"Listening at: http://127\.0\.0\.1:(\d+)", log.read_bytes())
+        found = re.search(rb"(?:Listening at: |running on )http://127\.0\.0\.1:(\d+)",
+                          log.read_bytes())
         if found:
             return proc, int(found.group(1))
         if proc.poll() is not None:
@@ -169,7 +180,8 @@ def report(raw: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default="greenserve,gunicorn",
-                   help="from greenserve, greenserve-h11, gunicorn; NAME@DIR takes greenserve "
+                   help="from greenserve, greenserve-h11, greenserve-asgi, uvicorn-httptools, "
+                   "uvicorn-h11, gunicorn; NAME@DIR takes greenserve "
                    "from DIR; greenserve+--opt=value adds options")
     p.add_argument("--path", default="/10k")
     p.add_argument("--conns", type=int, default=50)
@@ -177,6 +189,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--profile", type=int, default=0, help="py-spy seconds (greenserve)")
+    p.add_argument("--profile-server", default="",
+                   help="which greenserve server to profile (default: the first named)")
     opts = p.parse_args()
     names = opts.servers.split(",")
     servers = {}
@@ -198,7 +212,7 @@ def main() -> None:
                     print(f"{name}/gunicorn best req/s ratio {best / base:.2f}; best CPU "
                           f"{cpu:.1f} vs {min(c for _, c in results['gunicorn']):.1f} µs/req")
         if opts.profile:
-            name = next(n for n in names if n.startswith("greenserve"))
+            name = opts.profile_server or next(n for n in names if n.startswith("greenserve"))
             proc, port = servers[name]
             profile(worker_pid(proc.pid), port, opts)
     finally:

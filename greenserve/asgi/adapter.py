@@ -59,7 +59,7 @@ class ASGIAdapter:
             return
         cycle = HTTPCycle(self, stream, scope)
         self.active.add(cycle)
-        self.bridge.start_task(cycle.run())
+        cycle.task = self.bridge.start_task(cycle.run())
         try:
             cycle.serve()
         finally:

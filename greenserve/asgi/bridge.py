@@ -195,6 +195,8 @@ class LoopBridge:
         self._thread_slots: asyncio.Semaphore | None = None
         self._real_pool: gevent.threadpool.ThreadPool | None = None
         self._unshare: Callable[[], None] = lambda: None
+        #: the gevent hub of the thread that started the loop
+        self.hub: Any = None
 
     @property
     def loop(self) -> GreenletEventLoop:
@@ -210,7 +212,8 @@ class LoopBridge:
     def start(self) -> None:
         """Create the loop and its greenlet; returns once the loop runs."""
         loophook.install()
-        loop = GreenletEventLoop(HubSelector(gevent.get_hub()))
+        self.hub = gevent.get_hub()
+        loop = GreenletEventLoop(HubSelector(self.hub))
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             max_workers=self.executor_size, thread_name_prefix="asyncio-executor"))
         self._loop = loop
@@ -233,14 +236,16 @@ class LoopBridge:
                     raise
                 log.exception("Exception escaped the asyncio loop; it keeps running")
 
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Schedule ``coro`` from a greenlet of this thread (fire and forget)."""
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Schedule ``coro`` from a greenlet of this thread (fire and forget); its task, or
+        None in debug mode (the task is made later, on the loop)."""
         loop = self.loop
         if loop.get_debug():  # debug mode refuses loop calls from another "thread"
             loop.call_soon_threadsafe(loop.create_task, coro)
-            return
-        loop.create_task(coro)
+            return None
+        task = loop.create_task(coro)
         loop._hub_selector.wakeup()
+        return task
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop soon (safe from any greenlet or thread)."""
@@ -419,10 +424,10 @@ class Mailbox:
 
     __slots__ = ("_items", "_waiter", "_hub", "_scheduled")
 
-    def __init__(self) -> None:
+    def __init__(self, hub: Any = None) -> None:
         self._items: deque[Any] = deque()
         self._waiter: Any = None
-        self._hub = gevent.get_hub()
+        self._hub = gevent.get_hub() if hub is None else hub
         self._scheduled = False
 
     def put(self, item: Any) -> None:

@@ -116,7 +116,7 @@ class HTTPCycle:
         self.proto = stream.conn.proto
         self.request = stream.request
         self.scope = scope
-        self.mailbox = Mailbox()
+        self.mailbox = Mailbox(self.bridge.hub)
         #: direct non-blocking writes from the loop (not under TLS)
         self.direct = stream.conn.direct_writes
         self.task: asyncio.Task[Any] | None = None
@@ -129,7 +129,8 @@ class HTTPCycle:
         self.body_error: BodyError | None = None
         self.disconnected = False
         self._waiters: list[asyncio.Future[Message]] = []
-        self._eof_watch = EOFWatch(self.conn, self.bridge, self.client_gone)
+        #: made on first use: most requests never watch (and it refers back to the cycle)
+        self._eof_watch: EOFWatch | None = None
         # response side
         self.started = False
         self.head_sent = False
@@ -145,7 +146,8 @@ class HTTPCycle:
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
         """The app's task: call it, then make sure the response is finished or failed."""
-        self.task = asyncio.current_task()
+        if self.task is None:  # not set by the adapter (a debug-mode loop)
+            self.task = asyncio.current_task()
         try:
             if self.finished:
                 return  # abandoned (timeout, kill) before it could start
@@ -156,7 +158,7 @@ class HTTPCycle:
             await self._app_returned()
         finally:
             self.task_done = True
-            self._eof_watch.stop()
+            self._stop_watch()
             self.mailbox.put((DONE, None, None))
 
     async def _app_raised(self, exc: BaseException) -> None:
@@ -243,7 +245,7 @@ class HTTPCycle:
 
     async def _wait_for_disconnect(self) -> Message:
         """Nothing more will come from the client: wait until it leaves or we answer."""
-        if not self._eof_watch.active:
+        if self._eof_watch is None or not self._eof_watch.active:
             self.watch()
         fut: asyncio.Future[Message] = self.bridge.loop.create_future()
         self._waiters.append(fut)
@@ -261,11 +263,18 @@ class HTTPCycle:
     # -- disconnect detection -----------------------------------------------------------------
     def watch(self) -> None:
         """Start watching the socket for EOF (the request body is complete by now)."""
-        if self._eof_watch.active or self.disconnected or self.task_done:
+        watch = self._eof_watch
+        if (watch is not None and watch.active) or self.disconnected or self.task_done:
             return
         if self.proto.trailing_data:
             return  # a pipelined request is waiting: the client is still there
-        self._eof_watch.start()
+        if watch is None:
+            watch = self._eof_watch = EOFWatch(self.conn, self.bridge, self.client_gone)
+        watch.start()
+
+    def _stop_watch(self) -> None:
+        if self._eof_watch is not None:
+            self._eof_watch.stop()
 
     def client_gone(self) -> None:
         """(loop) The client went away: tell the app, and cancel it after the grace period."""
@@ -478,7 +487,7 @@ class HTTPCycle:
         """The connection greenlet stops waiting (timeout, kill): the app must let go."""
         self.disconnected = True
         self.finished = True
-        self._eof_watch.stop()
+        self._stop_watch()
         self.bridge.call_soon(self.client_gone)
         self.bridge.call_soon(self._cancel_task)
 
