@@ -142,10 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="greenserve", usage="%(prog)s [OPTIONS] [APP_MODULE]",
-        description="A production HTTP server for WSGI apps on gevent; a drop-in for "
-                    "'gunicorn -k gevent'.",
+        description="A production HTTP server for WSGI and ASGI apps on gevent; a drop-in "
+                    "for 'gunicorn -k gevent'.",
         epilog="Other gunicorn 27 options are accepted with a warning and not implemented "
-               "yet. Settings reference: docs/reference/settings.md.",
+               "yet. Settings reference: docs/reference/settings.md. Load testing: "
+               "'greenserve bench --help' (Locust).",
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("-v", "--version", action="version",
