@@ -273,8 +273,11 @@ class HTTPCycle:
         watch.start()
 
     def _stop_watch(self) -> None:
-        if self._eof_watch is not None:
-            self._eof_watch.stop()
+        """Disarm for good (the task is done or abandoned): also ends the watch <-> cycle
+        reference cycle, so the cycle is freed by reference counting."""
+        watch, self._eof_watch = self._eof_watch, None
+        if watch is not None:
+            watch.stop()
 
     def client_gone(self) -> None:
         """(loop) The client went away: tell the app, and cancel it after the grace period."""
