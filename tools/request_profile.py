@@ -177,7 +177,15 @@ def report(raw: Path) -> None:
             print(f"  {n / total:6.1%}  {fn}")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP (a timeout, a closed terminal) act like Ctrl-C: ``finally`` stops the
+    servers, which run in their own sessions and would otherwise outlive this script."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--servers", default="greenserve,gunicorn",
                    help="from greenserve, greenserve-h11, greenserve-asgi, uvicorn-httptools, "
