@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,28 +91,27 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def group_ticks(pgid: int) -> int:
-    total = 0
+def _proc_stats() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the /proc/PID/stat fields after the command name) of every live process."""
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 stat = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
-                continue
-            if int(stat[2]) == pgid:
-                total += int(stat[11]) + int(stat[12])
-    return total
+                continue  # gone meanwhile
+            yield int(entry.name), stat
+
+
+def group_ticks(pgid: int) -> int:
+    """CPU ticks (utime + stime) of the live processes of process group ``pgid``."""
+    return sum(int(stat[11]) + int(stat[12]) for _, stat in _proc_stats()
+               if int(stat[2]) == pgid)
 
 
 def worker_pid(master: int) -> int:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == master:
-                return int(entry.name)
+    for pid, stat in _proc_stats():
+        if int(stat[1]) == master:
+            return pid
     raise RuntimeError("no worker process found")
 
 
