@@ -430,6 +430,10 @@ def settle_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
         fut.set_exception(exc)
 
 
+#: the last item a task puts in its :class:`Mailbox`: no more work for the greenlet
+DONE = "done"
+
+
 class Mailbox:
     """Work the loop hands to one greenlet, which waits in :meth:`get` (FIFO)."""
 
@@ -465,6 +469,24 @@ class Mailbox:
             finally:
                 self._waiter = None
         return items.popleft()
+
+    def serve(self, bridge: LoopBridge, do: Callable[[str, Any], Any]) -> None:
+        """Run each ``(kind, payload, future)`` a task hands over until ``DONE``.
+
+        ``do(kind, payload)`` does the blocking work in this greenlet; its result (or its
+        exception) settles the task's future on the loop.
+        """
+        get = self.get
+        while True:
+            kind, payload, fut = get()
+            if kind == DONE:
+                return
+            try:
+                result = do(kind, payload)
+            except Exception as exc:
+                bridge.call_soon(settle_exception, fut, exc)
+                continue
+            bridge.call_soon(settle, fut, result)
 
 
 def watch_readable(fd: int, callback: Callable[[], None]) -> Callable[[], None]:

@@ -45,7 +45,7 @@ from ..protocol.events import (
 )
 from ..protocol.writer import status_has_body
 from ..streams import BodyError, ClientDisconnected, InlineStream
-from .bridge import LoopBridge, Mailbox, settle, settle_exception, watch_readable
+from .bridge import DONE, LoopBridge, Mailbox, settle, watch_readable
 
 if TYPE_CHECKING:
     from ..connection import HTTPConnection
@@ -58,7 +58,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 
-READ, WRITE, FILE, DONE = "read", "write", "file", "done"
+READ, WRITE, FILE = "read", "write", "file"
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
                           errno.ECONNABORTED, errno.EBADF})
@@ -440,29 +440,22 @@ class HTTPCycle:
     # -- the connection greenlet's side ----------------------------------------------------
     def serve(self) -> None:
         """Do the blocking I/O the task asks for until it is done (or abandoned)."""
-        get = self.mailbox.get
-        while True:
-            kind, payload, fut = get()
-            if kind == DONE:
-                self.finished = True
-                return
-            try:
-                if kind == WRITE:
-                    self.conn.write(bytes(payload))
-                    result: Any = None
-                elif kind == READ:
-                    result = self._read()
-                else:
-                    self._send_file(payload)
-                    result = None
-            except (ClientDisconnected, TimeoutError) as exc:
-                result = _DISCONNECT
-                if isinstance(exc, BodyError):
-                    self.body_error = exc
-            except Exception as exc:
-                self.bridge.call_soon(settle_exception, fut, exc)
-                continue
-            self.bridge.call_soon(settle, fut, result)
+        self.mailbox.serve(self.bridge, self._do)
+        self.finished = True
+
+    def _do(self, kind: str, payload: Any) -> Message | None:
+        try:
+            if kind == WRITE:
+                self.conn.write(bytes(payload))
+                return None
+            if kind == READ:
+                return self._read()
+            self._send_file(payload)
+            return None
+        except (ClientDisconnected, TimeoutError) as exc:
+            if isinstance(exc, BodyError):
+                self.body_error = exc
+            return _DISCONNECT
 
     def _read(self) -> Message:
         data = self.stream.receive()  # blocking; 100 Continue on the first call

@@ -36,7 +36,7 @@ from ..protocol.websocket import (
     SessionState,
 )
 from ..streams import ClientDisconnected, InlineStream
-from .bridge import Mailbox, settle, settle_exception
+from .bridge import DONE, Mailbox, settle
 from .http import EOFWatch, Message
 from .ws_io import WebSocketIO
 
@@ -45,8 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("greenserve.error")
 
-ACCEPT, FLUSH, WRITE_HELD, HTTP, REFUSE, DONE = (
-    "accept", "flush", "write_held", "http", "refuse", "done")
+ACCEPT, FLUSH, WRITE_HELD, HTTP, REFUSE = "accept", "flush", "write_held", "http", "refuse"
 _LOST = 1006
 
 
@@ -355,17 +354,7 @@ class WebSocketCycle:
     # -- the connection greenlet's side ----------------------------------------------------
     def serve(self) -> None:
         """Do the blocking I/O the task asks for until it is done, then end the session."""
-        get = self.mailbox.get
-        while True:
-            kind, payload, fut = get()
-            if kind == DONE:
-                break
-            try:
-                self._do(kind, payload)
-            except Exception as exc:
-                self.bridge.call_soon(settle_exception, fut, exc)
-                continue
-            self.bridge.call_soon(settle, fut, None)
+        self.mailbox.serve(self.bridge, self._do)
         self.finished = True
         self.io.finish(failed=self.failed)
 
