@@ -2,8 +2,10 @@
 
     .venv/bin/python tools/request_profile.py [--servers greenserve,gunicorn] [--path /10k]
         [--conns 50] [--duration 8] [--warmup 2] [--repeats 1] [--profile SECONDS]
+        [--app bench_app:app]
 
-Starts each server with one worker on ``loadtests/bench_app.py`` (pinned to CPU 0, wrk to
+Starts each server with one worker on ``loadtests/bench_app.py`` (or the WSGI app ``--app``
+names, e.g. ``flask_bench_app:app`` with ``--path /hello``; pinned to CPU 0, wrk to
 CPU 1, as ``loadtests/bench.py`` does), loads it with wrk and prints, for each run, the
 requests/s, the worker process group's CPU µs per request (steadier than requests/s on a
 shared machine) and the load average, so A/B runs made back to back can be compared.
@@ -38,12 +40,12 @@ COMMON = ["-w", "1", "--worker-connections", "1000", "--keep-alive", "75", "-b",
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def server_argv(name: str) -> list[str]:
+def server_argv(name: str, wsgi_app: str) -> list[str]:
     if name.startswith("greenserve"):
         # greenserve[-h11|-asgi][@DIR][+--opt=value...]: the parser or the ASGI twin of the
         # app, the tree, extra options
         options = name.split("+")[1:]
-        app = "bench_app:app"
+        app = wsgi_app
         if name.startswith("greenserve-h11"):
             options = ["--http-parser", "python", *options]
         elif name.startswith("greenserve-asgi"):
@@ -54,10 +56,10 @@ def server_argv(name: str) -> list[str]:
                 "--loop", "asyncio", "--lifespan", "off", "--no-access-log",
                 "--log-level", "info", "--port", "0", "asgi_bench_app:app"]
     return [sys.executable, "-m", "gunicorn", "-k", "gevent", *COMMON, "--no-control-socket",
-            "bench_app:app"]
+            wsgi_app]
 
 
-def start(name: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start(name: str, log: Path, wsgi_app: str) -> tuple[subprocess.Popen[bytes], int]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS", "WEB_CONCURRENCY")}
     # "greenserve@DIR" runs the greenserve package found in DIR (an A/B baseline: e.g.
@@ -65,7 +67,7 @@ def start(name: str, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     _, _, tree = name.split("+")[0].partition("@")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(LOADTESTS)]))
     with log.open("wb") as out:
-        proc = subprocess.Popen(["taskset", "-c", "0", *server_argv(name)], cwd=LOADTESTS,
+        proc = subprocess.Popen(["taskset", "-c", "0", *server_argv(name, wsgi_app)], cwd=LOADTESTS,
                                 env=env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
@@ -192,6 +194,8 @@ def main() -> None:
                    "uvicorn-h11, gunicorn; NAME@DIR takes greenserve "
                    "from DIR; greenserve+--opt=value adds options")
     p.add_argument("--path", default="/10k")
+    p.add_argument("--app", default="bench_app:app",
+                   help="the WSGI app in loadtests/ (greenserve, gunicorn)")
     p.add_argument("--conns", type=int, default=50)
     p.add_argument("--duration", type=int, default=8)
     p.add_argument("--warmup", type=int, default=2)
@@ -205,7 +209,7 @@ def main() -> None:
     try:
         for name in names:
             log = Path(tempfile.mkdtemp()) / "server.log"
-            servers[name] = start(name, log)
+            servers[name] = start(name, log, opts.app)
         results: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         for repeat in range(opts.repeats):
             for name in names if repeat % 2 == 0 else names[::-1]:
