@@ -226,6 +226,12 @@ def test_request_timeout_gives_504(serve) -> None:  # type: ignore[no-untyped-de
     resp = requests.get(server.url + "/sleep?s=5", timeout=10)
     assert resp.status_code == 504
     assert requests.get(server.url + "/sleep?s=0", timeout=10).status_code == 200
+    # Blocking in gevent during the first step (which runs in the connection greenlet):
+    # the timeout is thrown into the app's frame, but it is the request's, not an app error.
+    resp = requests.get(server.url + "/blocking?s=2", timeout=10)
+    assert resp.status_code == 504
+    assert not server.has_logged("Exception in ASGI application", timeout=0.3)
+    assert requests.get(server.url + "/sleep?s=0", timeout=10).status_code == 200
 
 
 # -- disconnects ----------------------------------------------------------------------------------
@@ -281,6 +287,32 @@ def test_greenlets_see_no_running_loop(asgi: ServerProcess) -> None:
     assert result["running_loop_seen"] is False  # the running-loop hook
     assert result["asyncio_run_loop"] != result["shared_loop"]  # asyncio.run() works
     assert result["async_to_sync_loop"] == result["shared_loop"]  # runs on the worker's loop
+
+
+def test_the_first_step_runs_in_the_connection_greenlet(asgi: ServerProcess) -> None:
+    # Eager start: until its first real await the app runs where the request was parsed,
+    # seeing what it would see on the loop; after that await it runs on the loop.
+    result = _get_json(asgi, "/where")
+    assert result["first"] == {"on_loop_greenlet": False, "has_task": True,
+                               "running_loop": True}
+    assert result["later"] == {"on_loop_greenlet": True, "var": "set in the first step"}
+
+
+def test_a_coroutine_blocking_in_gevent_does_not_break_other_tasks(
+        asgi: ServerProcess) -> None:
+    # A patched time.sleep() inside a coroutine parks its greenlet mid-step, as the
+    # connection greenlet (first step) or as the loop greenlet (later steps). Its task must
+    # not stay "current" for the loop's other tasks: asyncio would refuse to step them.
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = ["/blocking?s=0.3"] * 4 + ["/sleep?s=0.01"] * 40
+    with ThreadPoolExecutor(len(paths)) as pool:
+        responses = list(pool.map(
+            lambda path: requests.get(asgi.url + path, timeout=30), paths))
+    assert [r.status_code for r in responses] == [200] * len(paths)
+    assert all(r.json() == {"same_task": True} for r in responses[:4])
+    assert not asgi.has_logged("Cannot enter into task", timeout=0.5)
+    assert not asgi.has_logged("Traceback", timeout=0.1)
 
 
 def test_tls_sockets_never_get_direct_writes() -> None:

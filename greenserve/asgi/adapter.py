@@ -59,7 +59,7 @@ class ASGIAdapter:
             return
         cycle = HTTPCycle(self, stream, scope)
         self.active.add(cycle)
-        cycle.task = self.bridge.start_task(cycle.run())
+        cycle.task = self.bridge.start_task(cycle.run(), eager=True)
         try:
             cycle.serve()
         finally:

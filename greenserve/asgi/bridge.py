@@ -220,6 +220,10 @@ class LoopBridge:
     def running(self) -> bool:
         return self._loop is not None and not self._loop.is_closed()
 
+    def in_loop_greenlet(self) -> bool:
+        """Whether the caller runs in the loop's own greenlet."""
+        return getcurrent() is self._greenlet
+
     def start(self) -> None:
         """Create the loop and its greenlet; returns once the loop runs."""
         loophook.install()
@@ -247,15 +251,22 @@ class LoopBridge:
                     raise
                 log.exception("Exception escaped the asyncio loop; it keeps running")
 
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    def start_task(self, coro: Coroutine[Any, Any, None], *,
+                   eager: bool = False) -> asyncio.Task[None] | None:
         """Schedule ``coro`` from a greenlet of this thread (fire and forget); its task, or
-        None in debug mode (the task is made later, on the loop)."""
+        None in debug mode (the task is made later, on the loop).
+
+        ``eager`` runs the task's first step right here, in the calling greenlet, as
+        Python 3.12's eager tasks do: a coroutine that never waits for anything finishes
+        before this returns, without a hand-off to the loop and back.
+        """
         loop = self.loop
         if loop.get_debug():  # debug mode refuses loop calls from another "thread"
             loop.call_soon_threadsafe(loop.create_task, coro)
             return None
         task = loop.create_task(coro)
-        loop._hub_selector.wakeup()
+        if not (eager and _step_now(loop, task)):
+            loop._hub_selector.wakeup()
         return task
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
@@ -310,6 +321,36 @@ class LoopBridge:
             await asyncio.wait_for(loop.shutdown_default_executor(), timeout)
         except TimeoutError:
             log.warning("asyncio executor or async generators did not close in %g s", timeout)
+
+
+def _step_now(loop: GreenletEventLoop, task: asyncio.Task[Any]) -> bool:
+    """Run ``task``'s first step in the calling greenlet instead of on the loop.
+
+    ``create_task`` queued the step as the last ready handle; it is taken back and run
+    with the loop as this greenlet's running loop (the switch hook keeps that per
+    greenlet), so ``current_task()``, ``get_running_loop()`` and contextvars are what the
+    task sees on the loop. Not when another task is mid-step (the loop greenlet blocked in
+    gevent inside a coroutine): asyncio allows one current task per loop. Whatever the step
+    left for the loop (the task's next step, a callback, an earlier timer) wakes it.
+    Returns False, leaving the step queued, when it cannot run here.
+    """
+    ready: deque[asyncio.Handle] = loop._ready  # type: ignore[attr-defined]
+    if not ready or asyncio.current_task(loop) is not None:
+        return False
+    handle = ready[-1]
+    if getattr(handle._callback, "__self__", None) is not task:  # type: ignore[attr-defined]
+        return False  # a task factory queued something else
+    ready.pop()
+    timers = len(loop._scheduled)  # type: ignore[attr-defined]
+    previous = asyncio.events._get_running_loop()
+    asyncio.events._set_running_loop(loop)
+    try:
+        handle._run()
+    finally:
+        asyncio.events._set_running_loop(previous)
+    if ready or not task.done() or len(loop._scheduled) != timers:  # type: ignore[attr-defined]
+        loop._hub_selector.wakeup()
+    return True
 
 
 def current() -> LoopBridge:

@@ -35,6 +35,10 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+import gevent
+from gevent import GreenletExit
+
+from ..connection import RequestTimeout
 from ..dates import http_date
 from ..protocol.events import (
     Data,
@@ -63,6 +67,8 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 _GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
                           errno.ECONNABORTED, errno.EBADF})
 _SERVER_ERROR = b"500 Internal Server Error\n"
+#: exceptions gevent throws into a greenlet from outside (kill, timeouts)
+_THROWN_IN = (GreenletExit, gevent.Timeout, RequestTimeout)
 
 
 class EOFWatch:
@@ -142,6 +148,8 @@ class HTTPCycle:
         self.body_sent = False
         self.task_done = False
         self.finished = False  # the connection greenlet got DONE
+        #: a kill or timeout thrown into the connection greenlet during the first step
+        self.interrupted: BaseException | None = None
 
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
@@ -152,6 +160,15 @@ class HTTPCycle:
             if self.finished:
                 return  # abandoned (timeout, kill) before it could start
             await self.adapter.app(self.scope, self.receive, self.send)
+        except _THROWN_IN as exc:
+            if self.bridge.in_loop_greenlet():
+                await self._app_raised(exc)
+            else:
+                # The first step runs in the connection greenlet (eager start): a request
+                # timeout or a kill thrown into it while the app blocked in gevent is for
+                # that greenlet, not an app error (serve() raises it there).
+                self.interrupted = exc
+                self.failed = not self.complete
         except BaseException as exc:
             await self._app_raised(exc)
         else:
@@ -440,6 +457,8 @@ class HTTPCycle:
     # -- the connection greenlet's side ----------------------------------------------------
     def serve(self) -> None:
         """Do the blocking I/O the task asks for until it is done (or abandoned)."""
+        if self.interrupted is not None:
+            raise self.interrupted
         self.mailbox.serve(self.bridge, self._do)
         self.finished = True
 

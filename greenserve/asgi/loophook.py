@@ -121,7 +121,8 @@ def _os_thread_ident() -> int:
 
 
 def _make_tracer(previous: Callable[[str, Any], None] | None) -> Callable[[str, Any], None]:
-    saved: dict[Any, object] = {}
+    # greenlet -> (its running loop, the task it was stepping or None)
+    saved: dict[Any, tuple[Any, Any]] = {}
     funcs: list[Callable[..., Any]] = []
 
     def trace(event: str, args: Any) -> None:
@@ -129,18 +130,45 @@ def _make_tracer(previous: Callable[[str, Any], None] | None) -> Callable[[str, 
             if not funcs:
                 core = sys.modules.get("_asyncio")
                 if core is not None:
-                    funcs.extend((core._get_running_loop, core._set_running_loop))
+                    funcs.extend((core._get_running_loop, core._set_running_loop,
+                                  _task_swapper(core)))
             if funcs:
-                get_running, set_running = funcs
+                get_running, set_running, swap_task = funcs
                 running = get_running()
                 if running is not None:
-                    saved[args[0]] = running
-                    set_running(saved.pop(args[1], None))
+                    # The current task goes with the greenlet too: a greenlet that blocks
+                    # in gevent mid-step (a task stepped outside the loop greenlet, or
+                    # blocking code in a coroutine) must not leave its task "current"
+                    # for the loop's other tasks, which asyncio would refuse to step.
+                    saved[args[0]] = (running, swap_task(running, None))
+                    entry = saved.pop(args[1], None)
+                    set_running(None if entry is None else entry[0])
+                    if entry is not None and entry[1] is not None:
+                        swap_task(entry[0], entry[1])
                 elif saved:
-                    target_loop = saved.pop(args[1], None)
-                    if target_loop is not None:
-                        set_running(target_loop)
+                    entry = saved.pop(args[1], None)
+                    if entry is not None:
+                        set_running(entry[0])
+                        if entry[1] is not None:
+                            swap_task(entry[0], entry[1])
         if previous is not None:
             previous(event, args)
 
     return trace
+
+
+def _task_swapper(core: Any) -> Callable[[Any, Any], Any]:
+    """``swap(loop, task)``: make ``task`` (or none) the loop's current task; returns the
+    one it replaces (``_swap_current_task`` from Python 3.12, the task dict before)."""
+    swap: Callable[[Any, Any], Any] | None = getattr(core, "_swap_current_task", None)
+    if swap is not None:
+        return swap
+    tasks: dict[Any, Any] = core._current_tasks
+
+    def swap_in_dict(loop: Any, task: Any) -> Any:
+        previous = tasks.pop(loop, None)
+        if task is not None:
+            tasks[loop] = task
+        return previous
+
+    return swap_in_dict

@@ -222,13 +222,45 @@ async def hub(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, result)
 
 
+async def blocking(scope: Scope, receive: Receive, send: Send) -> None:
+    """Blocks in gevent inside a coroutine step (a patched ``time.sleep``), before and
+    after its first real await: the loop's other tasks must keep running meanwhile."""
+    me = asyncio.current_task()
+    seconds = float(_query(scope).get("s", "0.2"))
+    time.sleep(seconds)  # patched: this greenlet parks in the hub mid-step
+    same_before = asyncio.current_task() is me
+    await asyncio.sleep(0)
+    time.sleep(seconds)
+    await _json(send, {"same_task": same_before and asyncio.current_task() is me})
+
+
+async def where(scope: Scope, receive: Receive, send: Send) -> None:
+    """Which greenlet runs the app's first step, and what the step sees of asyncio."""
+    import contextvars
+
+    import gevent
+
+    from greenserve.asgi import bridge
+
+    loop_greenlet = bridge.current()._greenlet
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("where")
+    var.set("set in the first step")
+    first = {"on_loop_greenlet": gevent.getcurrent() is loop_greenlet,
+             "has_task": asyncio.current_task() is not None,
+             "running_loop": asyncio.get_running_loop() is bridge.current().loop}
+    await asyncio.sleep(0.001)
+    later = {"on_loop_greenlet": gevent.getcurrent() is loop_greenlet,
+             "var": var.get(None)}
+    await _json(send, {"first": first, "later": later})
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/echo": echo, "/stream": stream, "/big": big, "/raise-before": raise_before,
     "/raise-after": raise_after, "/no-response": no_response, "/start-only": start_only,
     "/trailers": trailers, "/pathsend": pathsend, "/early-hint": early_hint,
     "/wait-disconnect": wait_disconnect, "/ignore-disconnect": ignore_disconnect,
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
-    "/hub": hub,
+    "/hub": hub, "/blocking": blocking, "/where": where,
 }
 
 
