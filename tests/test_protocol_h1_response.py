@@ -170,3 +170,44 @@ def test_no_body_passthrough_for_chunked_or_head() -> None:
     conn.send(Response(200, [(b"Content-Length", b"5")]))
     assert conn.body_passthrough(5) is False  # HEAD: no body bytes at all
 
+
+
+def test_a_head_sent_again_is_planned_again_for_its_request() -> None:
+    """Equal heads are planned once and reused: each response still gets its own framing
+    and the defaults of its moment, and what depends on the request follows the request."""
+    headers = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5")]
+    defaults = {b"date": (b"Date", b"d1"), b"server": (b"Server", b"s")}
+    for date in (b"d1", b"d2"):
+        conn = new_connection(Limits())
+        drain(conn, GET)
+        defaults[b"date"] = (b"Date", date)
+        head = conn.send_response(200, list(headers), b"", defaults)
+        assert head == (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+                        b"Date: " + date + b"\r\nServer: s\r\n\r\n")
+        assert conn.send_data(b"hello") == b"hello"  # its own count of the 5 bytes owed
+        with pytest.raises(LocalProtocolError):
+            conn.send_data(b"!")
+    conn = new_connection(Limits())
+    drain(conn, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+    conn.send_response(200, list(headers), b"", defaults)
+    assert conn.send_data(b"hello") == b""  # the same head, but no body for HEAD
+    conn = new_connection(Limits())
+    drain(conn, b"GET / HTTP/1.0\r\n\r\n")
+    assert conn.send_response(200, list(headers), b"", defaults).endswith(
+        b"Server: s\r\nConnection: close\r\n\r\n")
+    own_date = [(b"Date", b"mine"), *headers]
+    for _ in range(2):  # the app's Date replaces the default one, every time
+        conn = new_connection(Limits())
+        drain(conn, GET)
+        head = conn.send_response(200, list(own_date), b"", defaults)
+        assert head.count(b"Date:") == 1 and b"Date: mine\r\n" in head
+
+
+def test_a_refused_head_is_refused_every_time() -> None:
+    for _ in range(2):
+        conn = new_connection(Limits())
+        drain(conn, GET)
+        with pytest.raises(LocalProtocolError):
+            conn.send(Response(200, [(b"X", b"a\r\nSet-Cookie: evil")]))
+        with pytest.raises(LocalProtocolError):
+            conn.send(Response(200, [[b"X", bytearray(b"a\nb")]]))  # type: ignore[list-item]

@@ -49,7 +49,7 @@ from .writer import (
     check_headers,
     frame_data,
     frame_end,
-    plan_response,
+    response_head,
     serialize_head,
 )
 
@@ -342,13 +342,13 @@ class BaseH1Connection(ABC):
         # A request we could not parse, or one whose body we did not finish reading,
         # leaves the connection in an unknown state: close it after this response.
         keep_alive = self._keep_alive and request is not None
-        headers, framing, keep_alive = plan_response(
-            status, headers, method=method, http_version=version,
+        head, framing, keep_alive = response_head(
+            status, reason, headers, method=method, http_version=version,
             keep_alive=keep_alive, defaults=defaults,
         )
         self._keep_alive = keep_alive
         self._response = framing
-        return serialize_head(status, reason, headers, http_version=b"HTTP/1.1")
+        return head
 
     def body_passthrough(self, count: int) -> bool:
         """Account for ``count`` body bytes the caller sends itself (``sendfile``).

@@ -59,6 +59,10 @@ def serialize_head(
     status: int, reason: bytes, headers: Headers, *, http_version: bytes
 ) -> bytes:
     """Status line and header block; ``headers`` must already be complete and checked."""
+    return _status_line(status, reason, http_version) + _fields(headers) + b"\r\n"
+
+
+def _status_line(status: int, reason: bytes, http_version: bytes) -> bytes:
     if not 100 <= status <= 999:
         raise LocalProtocolError(f"invalid status code {status!r}")
     if reason and _BAD_REASON.search(reason):
@@ -69,8 +73,11 @@ def serialize_head(
         line = b"%s %d %s\r\n" % (http_version, status, reason or reason_phrase(status))
         if len(_STATUS_LINES) < _STATUS_LINES_SIZE:
             _STATUS_LINES[key] = line
-    return line + b"".join([name + b": " + value + b"\r\n" for name, value in headers]) \
-        + b"\r\n"
+    return line
+
+
+def _fields(headers: Headers) -> bytes:
+    return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
 
 
 #: status lines already formatted, by (version, status, reason); bounded (apps may send any
@@ -111,20 +118,60 @@ def check_headers(headers: Headers) -> None:
         checked_name(name, value)
 
 
-def plan_response(
+def response_head(
     status: int,
+    reason: bytes,
     headers: Headers,
     *,
     method: bytes,
     http_version: bytes,
     keep_alive: bool,
     defaults: dict[bytes, tuple[bytes, bytes]] | None = None,
-) -> tuple[Headers, BodyFraming, bool]:
-    """Decide framing and the Connection header; returns (headers, framing, keep_alive).
+) -> tuple[bytes, BodyFraming, bool]:
+    """Check the app's headers, decide framing and the Connection header, and serialise the
+    head (status line ``HTTP/1.1``); returns (head, framing, keep_alive).
 
     ``defaults`` (the server's Date and Server) are added after the app's headers, each
     unless the app sent a field of that name (lower-case names as the keys).
+
+    Apps send the same few heads over and over (a framework builds an equal header list
+    for every response), so a head is planned once and kept as the bytes before and after
+    the defaults, whose values (the Date) change.
     """
+    try:
+        key: _HeadKey | None = (status, reason, method == b"HEAD", http_version, keep_alive,
+                                tuple(headers))
+        known = _HEADS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable header, not a pair of bytes: the checks will say
+        key, known = None, None
+    if known is None:
+        known = _plan(status, reason, headers, method, http_version, keep_alive)
+        if key is not None and len(known[0]) <= _HEAD_MAX:
+            if len(_HEADS) >= _HEADS_SIZE:
+                _HEADS.clear()
+            _HEADS[key] = known
+    before, names, after, length, chunked, send_body, keep_alive = known
+    framing = BodyFraming(chunked, length, send_body)
+    if not defaults:
+        return before + after, framing, keep_alive
+    added = [pair for lname, pair in defaults.items() if lname not in names]
+    return before + _fields(added) + after, framing, keep_alive
+
+
+#: what decides a head, but for the defaults' values: (status, reason, HEAD request?,
+#: request version, keep-alive so far, the app's headers)
+_HeadKey = tuple[int, bytes, bool, bytes, bool, tuple[tuple[bytes, bytes], ...]]
+#: a planned head: the bytes before the defaults, the app's lower-case names, the bytes
+#: after them, then Content-Length, chunked, send_body and keep_alive
+_Head = tuple[bytes, frozenset[bytes], bytes, int | None, bool, bool, bool]
+#: heads already planned (see :func:`response_head`); bounded: starts over when full
+_HEADS: dict[_HeadKey, _Head] = {}
+_HEADS_SIZE = 512
+_HEAD_MAX = 2048  # a longer head is not kept (rare; bounded memory)
+
+
+def _plan(status: int, reason: bytes, headers: Headers, method: bytes,
+          http_version: bytes, keep_alive: bool) -> _Head:
     out: Headers = []
     length: int | None = None
     # Every header is checked before any is used (the first bad one is the error raised).
@@ -142,23 +189,25 @@ def plan_response(
                 continue  # a duplicate, or a status that MUST NOT carry it (RFC 9110 8.6)
             length = int(value)
         out.append(pair)
-    if defaults:
-        out += [pair for lname, pair in defaults.items() if lname not in names]
-    framing = BodyFraming(False, None, status_has_body(status, method))
+    before = _status_line(status, reason, b"HTTP/1.1") + _fields(out)
+    send_body = status_has_body(status, method)
+    chunked = False
+    tail: Headers = []
     if length is not None:
-        framing.remaining = length if framing.send_body else None
+        length = length if send_body else None
     elif status >= 200 and status not in (204, 304):
         if http_version == b"HTTP/1.1":
             # HEAD gets the header too: it describes what a GET would have sent.
-            framing.chunked = framing.send_body
-            out.append((b"Transfer-Encoding", b"chunked"))
-        elif framing.send_body:
+            chunked = send_body
+            tail.append((b"Transfer-Encoding", b"chunked"))
+        elif send_body:
             keep_alive = False  # HTTP/1.0 without a length: the close ends the body
     if http_version == b"HTTP/1.0" and keep_alive:
-        out.append((b"Connection", b"keep-alive"))
+        tail.append((b"Connection", b"keep-alive"))
     elif not keep_alive:
-        out.append((b"Connection", b"close"))
-    return out, framing, keep_alive
+        tail.append((b"Connection", b"close"))
+    return (before, frozenset(names), _fields(tail) + b"\r\n", length, chunked, send_body,
+            keep_alive)
 
 
 def _tokens(value: bytes) -> list[bytes]:
