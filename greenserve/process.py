@@ -5,6 +5,7 @@ Pure standard library, so the master can use it without importing gevent.
 
 from __future__ import annotations
 
+import gc
 import grp
 import logging
 import os
@@ -136,3 +137,20 @@ def rss_mib() -> float:
     except (OSError, ValueError, IndexError):
         return 0.0
     return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+
+#: CPython's collection thresholds up to 3.13; 3.14's incremental collector has others, and is
+#: left alone
+_CPYTHON_GC_THRESHOLD = (700, 10, 10)
+
+
+def tune_gc(gen0: int) -> None:
+    """Raise the youngest generation's collection threshold to ``gen0`` (0: leave it).
+
+    Only when the thresholds are still CPython's defaults: an app that tuned them itself
+    (at import) keeps its choice.
+    """
+    threshold = gc.get_threshold()
+    if gen0 and threshold == _CPYTHON_GC_THRESHOLD:
+        gc.set_threshold(gen0, *threshold[1:])

@@ -22,7 +22,7 @@ import gevent.pool
 import gevent.server
 import gevent.socket
 
-from . import __version__, health, hooks, logs, sockets, tls
+from . import __version__, health, hooks, logs, process, sockets, tls
 from .app.mount import Mounts
 from .app.runtime import AppStartupError, make_runtime
 from .app.wsgi import WSGIApp
@@ -134,6 +134,8 @@ class Worker:
             self.runtime.shutdown(False)
             self.alive = False
             return 0
+        if install_signals:  # not in a program that embeds the worker: its GC is its own
+            process.tune_gc(self.cfg.gc_threshold)
         gevent.spawn(health.heartbeat_loop, self, self.heartbeat, interval)
         tls = self._tls_args()
         for sock in self.listeners:

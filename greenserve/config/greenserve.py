@@ -74,6 +74,21 @@ A monitor thread in each worker notices when the gevent hub has not run for this
 code is blocking every other request (a CPU loop, an unpatched C library, a DB driver gevent
 cannot patch). The stack of the blocking greenlet is written to the error log.""",
     )
+    gc_threshold: int = setting(
+        "--gc-threshold", metavar="INT", default=7000,
+        convert=checked(to_int, at_least(0)), gunicorn=False,
+        help="The worker's generation-0 garbage collection threshold (0 = Python's).",
+        desc="""\
+Set in each worker once the app is loaded, over CPython's default thresholds (700, 10, 10)
+only: an app that set its own keeps them, and a `post_worker_init` hook that calls
+`gc.set_threshold` wins. Python collects the youngest generation every 700 net allocations;
+a worker with hundreds of requests in flight keeps their objects alive across those
+collections, so each one traverses and promotes them, and the older generations fill and
+are collected in turn. Measured with 512 clients of an app that sleeps 10 ms: Python's 700
+costs about 5 µs of CPU per request (10 %) in collections, 7000 almost none. Only reference
+cycles wait longer to be freed. A `greenserve.Server` running in a thread of another
+program leaves that program's collector alone.""",
+    )
     request_timeout: float = setting(
         "--request-timeout", metavar="SECONDS", default=0.0,
         convert=checked(to_float, at_least(0)), gunicorn=False,
