@@ -99,6 +99,8 @@ class HTTPConnection:
         self._idle_seconds = 0.0
         self._throw: Any = None
         self._timed_out: TimeoutError | None = None
+        self._greenlet: Any = None  # the connection's greenlet, woken by _readable()
+        self._waiting = False  # in _wait_readable(): a readable socket wakes the greenlet
         #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
         self.upgraded = False
         #: the WSGI environ keys shared by every request of this connection (built by the
@@ -248,9 +250,21 @@ class HTTPConnection:
         The watcher and the timer are made once per connection and reused by every
         keep-alive request: a socket timeout would build a ``gevent.Timeout`` per wait.
         Plain sockets only: a TLS socket may hold decrypted bytes while its fd is idle.
+
+        The watcher stays started between waits: stopping it while the app runs, and
+        starting it again for the next request, costs libev a failing ``epoll_ctl`` (the
+        fd is still registered) on every request whose app yields to the hub (a sleep, a
+        database call). :meth:`_readable` stops it only if the socket becomes readable
+        while nobody waits (a request body, a pipelined request, EOF): it is level-triggered.
         """
-        if self._watcher is None:
-            self._watcher = self._hub.loop.io(self.sock.fileno(), 1)
+        watcher = self._watcher
+        if watcher is None:
+            watcher = self._watcher = self._hub.loop.io(self.sock.fileno(), 1)
+            self._greenlet = gevent.getcurrent()
+            self._throw = self._greenlet.throw
+            self._timed_out = TimeoutError("timed out waiting for a request")
+        if not watcher.active:
+            watcher.start(self._readable)
         timer = self._idle_timer
         if timer is None or self._idle_seconds != seconds:
             if timer is not None:
@@ -259,14 +273,21 @@ class HTTPConnection:
             # count only the time left from the previous wait (keep-alive cut early).
             timer = self._idle_timer = self._hub.loop.timer(seconds, seconds)
             self._idle_seconds = seconds
-        if self._throw is None:  # once per connection: its greenlet, and what ends the wait
-            self._throw = gevent.getcurrent().throw
-            self._timed_out = TimeoutError("timed out waiting for a request")
         timer.again(self._throw, self._timed_out)
+        self._waiting = True
         try:
-            self._hub.wait(self._watcher)
+            # Woken by _readable() or the timer's throw; any other switch back here is
+            # harmless: the caller's read finds nothing and waits again.
+            self._hub.switch()
         finally:
+            self._waiting = False
             timer.stop()
+
+    def _readable(self) -> None:  # in the hub: the watcher's callback
+        if self._waiting:
+            self._greenlet.switch()
+        else:
+            self._watcher.stop()  # the app is running: wait until the next _wait_readable
 
     def _settimeout(self, timeout: float | None) -> None:
         # gevent's settimeout is Python code: skip it when the value does not change.

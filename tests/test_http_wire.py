@@ -207,6 +207,26 @@ def test_keep_alive_timeout_counts_from_the_last_response(server) -> None:
     assert client.response()[0] == 200
 
 
+def test_bytes_that_arrive_while_the_app_waits_are_read_afterwards(server) -> None:
+    """The keep-alive watcher stays started while the app runs; a request (or EOF) that
+    arrives meanwhile must still be read once the app is done, and the next wait works."""
+    client = RawClient(server.connect())
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[2] == b"hello"  # the connection now waits with its watcher
+    client.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)  # the app is asleep: the next request arrives during it
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[2] == b"slept"
+    assert client.response()[2] == b"hello"
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[2] == b"hello"
+    client.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)
+    client.sock.shutdown(socket.SHUT_WR)  # EOF while the app sleeps
+    assert client.response()[2] == b"slept"
+    assert client.closed(timeout=5)
+
+
 def test_a_misbehaving_client_does_not_disturb_others(server) -> None:
     bad = server.connect()
     bad.sendall(b"GET /tracked?n=50&d=0.01 HTTP/1.1\r\nHost: x\r\n\r\n")
