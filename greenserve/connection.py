@@ -359,6 +359,13 @@ class HTTPConnection:
     # -- writing ----------------------------------------------------------------------------
     def send_head(self, status: int, headers: Headers, reason: bytes = b"") -> None:
         """Send a response head, adding the Date and Server headers."""
+        # Held back and sent with the first body bytes (or the end of the response): one
+        # send per small response instead of two.
+        self._held = self.response_head(status, headers, reason)
+
+    def response_head(self, status: int, headers: Headers, reason: bytes = b"") -> bytes:
+        """The bytes of a response head with the Date and Server headers added (the app's
+        own win); the caller sends them."""
         if self.state.stopping:
             self.proto.close_after_response()
         date = http_date()  # the same bytes object for a whole second
@@ -366,9 +373,7 @@ class HTTPConnection:
         if defaults is None or defaults[b"date"][1] is not date:
             defaults = self._defaults = {b"date": (b"Date", date),
                                          b"server": (b"Server", self._server)}
-        # Held back and sent with the first body bytes (or the end of the response): one
-        # send per small response instead of two.
-        self._held = self.proto.send_response(status, headers, reason, defaults)
+        return self.proto.send_response(status, headers, reason, defaults)
 
     def write(self, data: bytes) -> None:
         """Send bytes (after any held response head); a stalled client gets ``--timeout``."""

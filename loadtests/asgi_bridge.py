@@ -10,7 +10,8 @@ WSGI and ASGI numbers share every cost (parser, connection, client) except the a
 their difference is what the bridge adds. "wsgi-nohook" is WSGI without the running-loop
 hook, to show that hook's own cost. "crossing" is the bare round trip an ASGI request pays
 on top of its app (a greenlet hands a coroutine to the loop and is woken when it is done:
-``run_in_loop(noop())``), with no HTTP at all. Reports the minimum over the runs (µs).
+``run_in_loop(noop())``), with no HTTP at all. Reports the minimum over the runs of the
+process's CPU time per request (µs; steadier than wall time on a shared machine).
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ def _child(variant: str, requests: int, conns: int) -> dict[str, float]:
         servers = [gevent.spawn(HTTPConnection(s, info, state).serve, runtime.handler)
                    for s, _ in pairs]
         gevent.joinall([gevent.spawn(client, c, 50) for _, c in pairs])  # warm-up
-        started = time.perf_counter()
+        started = time.process_time()
         gevent.joinall([gevent.spawn(client, c, per_conn) for _, c in pairs])
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         for _, c in pairs:
             c.close()
         gevent.joinall(servers, timeout=5)
@@ -105,9 +106,9 @@ def _crossing(requests: int, conns: int) -> dict[str, float]:
 
     def measure(n: int, per: int) -> float:
         gevent.joinall([gevent.spawn(client, 20) for _ in range(n)])
-        started = time.perf_counter()
+        started = time.process_time()
         gevent.joinall([gevent.spawn(client, per) for _ in range(n)])
-        return (time.perf_counter() - started) / (n * per) * 1e6
+        return (time.process_time() - started) / (n * per) * 1e6
 
     result = {"sequential": measure(1, requests),
               f"concurrent_{conns}": measure(conns, max(requests // conns, 20))}

@@ -59,7 +59,9 @@ class ASGIAdapter:
             return
         cycle = HTTPCycle(self, stream, scope)
         self.active.add(cycle)
-        cycle.task = self.bridge.start_task(cycle.run(), eager=True)
+        cycle.task = task = self.bridge.new_task(cycle.run())
+        if task is not None:
+            self.bridge.begin(task, eager=True)
         try:
             cycle.serve()
         finally:

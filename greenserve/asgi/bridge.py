@@ -253,21 +253,33 @@ class LoopBridge:
 
     def start_task(self, coro: Coroutine[Any, Any, None], *,
                    eager: bool = False) -> asyncio.Task[None] | None:
-        """Schedule ``coro`` from a greenlet of this thread (fire and forget); its task, or
-        None in debug mode (the task is made later, on the loop).
+        """Schedule ``coro`` from a greenlet of this thread (fire and forget): :meth:`new_task`
+        then :meth:`begin`."""
+        task = self.new_task(coro)
+        if task is not None:
+            self.begin(task, eager=eager)
+        return task
 
-        ``eager`` runs the task's first step right here, in the calling greenlet, as
-        Python 3.12's eager tasks do: a coroutine that never waits for anything finishes
-        before this returns, without a hand-off to the loop and back.
-        """
+    def new_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """A task for ``coro`` (from a greenlet of this thread) that :meth:`begin` starts;
+        None in debug mode, where the task is made and started on the loop instead."""
         loop = self.loop
         if loop.get_debug():  # debug mode refuses loop calls from another "thread"
             loop.call_soon_threadsafe(loop.create_task, coro)
             return None
-        task = loop.create_task(coro)
+        # What create_task does without a task factory, minus its Python-level wrapper.
+        if loop._task_factory is None:  # type: ignore[attr-defined]
+            return asyncio.Task(coro, loop=loop)
+        return loop.create_task(coro)
+
+    def begin(self, task: asyncio.Task[Any], *, eager: bool = False) -> None:
+        """Start a task from :meth:`new_task`: wake the loop to run it, or with ``eager``
+        run its first step right here, in the calling greenlet, as Python 3.12's eager
+        tasks do: a coroutine that never waits for anything finishes before this returns,
+        without a hand-off to the loop and back."""
+        loop = self.loop
         if not (eager and _step_now(loop, task)):
             loop._hub_selector.wakeup()
-        return task
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop soon (safe from any greenlet or thread)."""

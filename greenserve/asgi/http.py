@@ -39,13 +39,11 @@ import gevent
 from gevent import GreenletExit
 
 from ..connection import RequestTimeout
-from ..dates import http_date
 from ..protocol.events import (
     Data,
     EndOfMessage,
     InformationalResponse,
     ProtocolError,
-    Response,
 )
 from ..protocol.writer import status_has_body
 from ..streams import BodyError, ClientDisconnected, InlineStream
@@ -114,6 +112,12 @@ class EOFWatch:
 class HTTPCycle:
     """State shared by the loop side (receive/send/run) and the greenlet side (serve)."""
 
+    __slots__ = ("adapter", "bridge", "stream", "conn", "proto", "request", "scope", "_mailbox",
+                 "direct", "task", "body_done", "quiet", "aged", "first_read", "body_error",
+                 "disconnected", "_waiters", "_eof_watch", "started", "head_sent", "complete",
+                 "failed", "status", "headers", "trailers", "body_sent", "task_done",
+                 "finished", "interrupted", "__weakref__")
+
     def __init__(self, adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any]) -> None:
         self.adapter = adapter
         self.bridge: LoopBridge = adapter.bridge
@@ -122,7 +126,8 @@ class HTTPCycle:
         self.proto = stream.conn.proto
         self.request = stream.request
         self.scope = scope
-        self.mailbox = Mailbox(self.bridge.hub)
+        #: made when the task first hands work over (a task done in its first step never does)
+        self._mailbox: Mailbox | None = None
         #: direct non-blocking writes from the loop (not under TLS)
         self.direct = stream.conn.direct_writes
         self.task: asyncio.Task[Any] | None = None
@@ -151,6 +156,15 @@ class HTTPCycle:
         #: a kill or timeout thrown into the connection greenlet during the first step
         self.interrupted: BaseException | None = None
 
+    @property
+    def mailbox(self) -> Mailbox:
+        """Where the task hands blocking work to the connection greenlet (made on first use;
+        greenlets do not preempt, so a task that ends after serve() made it sees it)."""
+        mailbox = self._mailbox
+        if mailbox is None:
+            mailbox = self._mailbox = Mailbox(self.bridge.hub)
+        return mailbox
+
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
         """The app's task: call it, then make sure the response is finished or failed."""
@@ -172,11 +186,13 @@ class HTTPCycle:
         except BaseException as exc:
             await self._app_raised(exc)
         else:
-            await self._app_returned()
+            if not (self.complete or self.disconnected or self.body_error is not None):
+                await self._app_returned()
         finally:
             self.task_done = True
             self._stop_watch()
-            self.mailbox.put((DONE, None, None))
+            if self._mailbox is not None:  # else serve() sees task_done and waits for nothing
+                self._mailbox.put((DONE, None, None))
 
     async def _app_raised(self, exc: BaseException) -> None:
         if self.disconnected or isinstance(exc, asyncio.CancelledError) or _is_disconnect(exc):
@@ -190,8 +206,7 @@ class HTTPCycle:
             await self._send_error()
 
     async def _app_returned(self) -> None:
-        if self.complete or self.disconnected or self.body_error is not None:
-            return
+        """The app returned without completing the response (or without starting it)."""
         if not self.head_sent:
             log.error("ASGI callable returned without %s response: %s",
                       "completing" if self.started else "starting", _target(self.request))
@@ -323,8 +338,10 @@ class HTTPCycle:
         if self.disconnected:
             return
         kind = message["type"]
-        if kind == "http.response.body":
-            await self._send_body(message)
+        if kind == "http.response.body":  # the common case first, without a coroutine more
+            rest = self._write_now(self._body_bytes(message))
+            if rest is not None:
+                await self._ask(WRITE, rest)
         elif kind == "http.response.start":
             self._start(message)
         elif kind == "http.response.trailers":
@@ -346,7 +363,8 @@ class HTTPCycle:
         if message.get("trailers", False):
             self.trailers = []
 
-    async def _send_body(self, message: Message) -> None:
+    def _body_bytes(self, message: Message) -> bytes:
+        """The bytes that carry an ``http.response.body`` (with the head, the first time)."""
         if not self.started:
             raise RuntimeError("Expected ASGI message 'http.response.start', got "
                                "'http.response.body'")
@@ -359,14 +377,14 @@ class HTTPCycle:
         if not self.head_sent:
             out = self._head(None if more or self.trailers is not None else len(body))
         if body:
-            out += self.proto.send(Data(body))
+            out += self.proto.send_data(body)
             self.stream.bytes_sent += len(body)
         if not more:
             self.body_sent = True
             if self.trailers is None:
-                out += self.proto.send(EndOfMessage())
+                out += self.proto.send_end()
                 self._finish()
-        await self._write(out)
+        return out
 
     async def _send_trailers(self, message: Message) -> None:
         if self.trailers is None or not self.body_sent:
@@ -397,25 +415,13 @@ class HTTPCycle:
     def _head(self, length: int | None) -> bytes:
         """Serialise the response head; ``length`` adds a Content-Length if the app gave none."""
         headers = self.headers
-        missing_date = missing_server = True
-        for name, _ in headers:
-            lname = name.lower()
-            if lname == b"content-length":
-                length = None
-            elif lname == b"date":
-                missing_date = False
-            elif lname == b"server":
-                missing_server = False
-        headers = list(headers)
         if length is not None and status_has_body(self.status, self.request.method):
-            headers.append((b"content-length", b"%d" % length))
-        if missing_date:
-            headers.append((b"date", http_date()))
-        if missing_server:
-            headers.append((b"server", self.adapter.state.server_header))
-        if self.adapter.state.stopping:
-            self.proto.close_after_response()
-        data = self.proto.send(Response(self.status, headers))
+            for name, _ in headers:
+                if name.lower() == b"content-length":
+                    break
+            else:
+                headers = [*headers, (b"content-length", b"%d" % length)]
+        data = self.conn.response_head(self.status, headers)
         self.head_sent = True
         self.stream.status, self.stream.response_headers = self.status, headers
         return data
@@ -426,20 +432,25 @@ class HTTPCycle:
 
     async def _write(self, data: bytes) -> None:
         """Write now if the kernel takes it; otherwise the connection greenlet does (await)."""
+        rest = self._write_now(data)
+        if rest is not None:
+            await self._ask(WRITE, rest)
+
+    def _write_now(self, data: bytes) -> bytes | memoryview | None:
+        """Write what the kernel takes without blocking; returns what is left for the
+        connection greenlet (all of it under TLS), or None."""
         if not data or self.disconnected:
-            return
+            return None
         if not self.direct:  # TLS: the connection greenlet writes through the TLS layer
-            await self._ask(WRITE, data)
-            return
+            return data
         try:
             sent = self.conn.send_now(data)
         except OSError as exc:
             if exc.errno not in _GONE_ERRNOS:
                 log.debug("write failed: %s", exc)
             self.client_gone()
-            return
-        if sent < len(data):
-            await self._ask(WRITE, memoryview(data)[sent:])
+            return None
+        return None if sent == len(data) else memoryview(data)[sent:]
 
     async def _ask(self, kind: str, payload: Any) -> Message | None:
         """Hand ``kind`` to the connection greenlet and await its answer."""
@@ -459,7 +470,8 @@ class HTTPCycle:
         """Do the blocking I/O the task asks for until it is done (or abandoned)."""
         if self.interrupted is not None:
             raise self.interrupted
-        self.mailbox.serve(self.bridge, self._do)
+        if not self.task_done:
+            self.mailbox.serve(self.bridge, self._do)
         self.finished = True
 
     def _do(self, kind: str, payload: Any) -> Message | None:
