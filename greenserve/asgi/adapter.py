@@ -58,10 +58,11 @@ class ASGIAdapter:
             self._after(stream, req, started)
             return
         cycle = HTTPCycle(self, stream, scope)
-        self.active.add(cycle)
         cycle.task = task = self.bridge.new_task(cycle.run())
         if task is not None:
             self.bridge.begin(task, eager=True)
+        if not cycle.task_done:  # still running: the sweep watches it for disconnects
+            self.active.add(cycle)
         try:
             cycle.serve()
         finally:

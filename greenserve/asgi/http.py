@@ -110,51 +110,51 @@ class EOFWatch:
 
 
 class HTTPCycle:
-    """State shared by the loop side (receive/send/run) and the greenlet side (serve)."""
+    """State shared by the loop side (receive/send/run) and the greenlet side (serve).
 
-    __slots__ = ("adapter", "bridge", "stream", "conn", "proto", "request", "scope", "_mailbox",
-                 "direct", "task", "body_done", "quiet", "aged", "first_read", "body_error",
-                 "disconnected", "_waiters", "_eof_watch", "started", "head_sent", "complete",
-                 "failed", "status", "headers", "trailers", "body_sent", "task_done",
-                 "finished", "interrupted", "__weakref__")
+    The flags start as class attributes and only the ones a request changes are stored on
+    it: a hello request sets a handful, not thirty.
+    """
+
+    #: made when the task first hands work over (a task done in its first step never does)
+    _mailbox: Mailbox | None = None
+    task: asyncio.Task[Any] | None = None
+    # request side
+    body_done = False
+    aged = False  # seen by one sweep of the adapter already
+    first_read = True
+    body_error: BodyError | None = None
+    disconnected = False
+    #: receive() calls waiting for the client to leave (a list once one waits)
+    _waiters: list[asyncio.Future[Message]] | None = None
+    #: made on first use: most requests never watch (and it refers back to the cycle)
+    _eof_watch: EOFWatch | None = None
+    # response side
+    started = False
+    head_sent = False
+    complete = False
+    failed = False
+    status = 0
+    headers: list[tuple[bytes, bytes]] = []  # noqa: RUF012 - replaced, never mutated
+    trailers: list[tuple[bytes, bytes]] | None = None  # set: trailers expected
+    body_sent = False
+    task_done = False
+    finished = False  # the connection greenlet got DONE
+    #: a kill or timeout thrown into the connection greenlet during the first step
+    interrupted: BaseException | None = None
 
     def __init__(self, adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any]) -> None:
         self.adapter = adapter
         self.bridge: LoopBridge = adapter.bridge
         self.stream = stream
-        self.conn = stream.conn
-        self.proto = stream.conn.proto
-        self.request = stream.request
+        self.conn = conn = stream.conn
+        self.proto = conn.proto
+        self.request = request = stream.request
         self.scope = scope
-        #: made when the task first hands work over (a task done in its first step never does)
-        self._mailbox: Mailbox | None = None
         #: direct non-blocking writes from the loop (not under TLS)
-        self.direct = stream.conn.direct_writes
-        self.task: asyncio.Task[Any] | None = None
-        # request side
-        self.body_done = False
+        self.direct = conn.direct_writes
         #: nothing more should come from the client once the head is in (no request body)
-        self.quiet = not (self.request.chunked or self.request.content_length)
-        self.aged = False  # seen by one sweep of the adapter already
-        self.first_read = True
-        self.body_error: BodyError | None = None
-        self.disconnected = False
-        self._waiters: list[asyncio.Future[Message]] = []
-        #: made on first use: most requests never watch (and it refers back to the cycle)
-        self._eof_watch: EOFWatch | None = None
-        # response side
-        self.started = False
-        self.head_sent = False
-        self.complete = False
-        self.failed = False
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.trailers: list[tuple[bytes, bytes]] | None = None  # set: trailers expected
-        self.body_sent = False
-        self.task_done = False
-        self.finished = False  # the connection greenlet got DONE
-        #: a kill or timeout thrown into the connection greenlet during the first step
-        self.interrupted: BaseException | None = None
+        self.quiet = not (request.chunked or request.content_length)
 
     @property
     def mailbox(self) -> Mailbox:
@@ -280,17 +280,21 @@ class HTTPCycle:
         if self._eof_watch is None or not self._eof_watch.active:
             self.watch()
         fut: asyncio.Future[Message] = self.bridge.loop.create_future()
+        if self._waiters is None:
+            self._waiters = []
         self._waiters.append(fut)
         try:
             return await fut
         finally:
-            if fut in self._waiters:
+            if self._waiters is not None and fut in self._waiters:
                 self._waiters.remove(fut)
 
     def _release_waiters(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            settle(fut, _DISCONNECT)
+        waiters = self._waiters
+        if waiters:
+            self._waiters = None
+            for fut in waiters:
+                settle(fut, _DISCONNECT)
 
     # -- disconnect detection -----------------------------------------------------------------
     def watch(self) -> None:
