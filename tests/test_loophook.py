@@ -41,3 +41,47 @@ def test_wsgi_worker_installs_the_hook_when_a_view_first_runs_asyncio(
     assert after == {"trace": HOOK, "asyncio_imported": True}
     again = concurrent_gets(server, ["/asyncio?s=0.2"] * 3)  # later loops, hook unwrapped
     assert len({_json(r)["loop"] for r in again}) == 3
+
+
+def test_task_swapper_takes_the_current_task_out_and_puts_it_back() -> None:
+    # The hook moves asyncio's current task with each greenlet. On this interpreter, and
+    # on the shape later CPythons have (_swap_current_task, raising KeyError on 3.12 when
+    # nothing is current), swap(loop, None) must take it out and swap(loop, task) restore.
+    import _asyncio
+    import asyncio
+    import types
+
+    from greenserve.asgi.loophook import _task_swapper
+
+    loop = asyncio.new_event_loop()
+    tasks: dict[Any, Any] = {}
+
+    def strict_swap(loop_: Any, task: Any) -> Any:  # 3.12.1's behaviour
+        if task is None:
+            return tasks.pop(loop_)
+        previous, tasks[loop_] = tasks.get(loop_), task
+        return previous
+
+    shapes = [_asyncio, types.SimpleNamespace(_swap_current_task=strict_swap)]
+    seen = []
+
+    async def main() -> None:
+        me = asyncio.current_task()
+        for core in shapes:
+            tasks.clear()
+            if core is not _asyncio:
+                tasks[loop] = me
+            swap = _task_swapper(core)
+            assert swap(loop, None) is me
+            assert swap(loop, None) is None  # nothing current: no error
+            assert swap(loop, me) is None
+            if core is _asyncio:
+                assert asyncio.current_task() is me
+            seen.append(core is _asyncio)
+        await asyncio.sleep(0)  # the task still steps: it is current again
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert seen == [True, False]

@@ -159,16 +159,26 @@ def _make_tracer(previous: Callable[[str, Any], None] | None) -> Callable[[str, 
 
 def _task_swapper(core: Any) -> Callable[[Any, Any], Any]:
     """``swap(loop, task)``: make ``task`` (or none) the loop's current task; returns the
-    one it replaces (``_swap_current_task`` from Python 3.12, the task dict before)."""
-    swap: Callable[[Any, Any], Any] | None = getattr(core, "_swap_current_task", None)
-    if swap is not None:
-        return swap
-    tasks: dict[Any, Any] = core._current_tasks
+    one it replaces. CPython 3.11-3.13 keep current tasks in a dict of ``_asyncio``; later
+    ones have ``_swap_current_task``, which 3.12 also has but which raises KeyError there
+    when no task is current (checked on 3.11.7, 3.12.1 and 3.13.0)."""
+    tasks = getattr(core, "_current_tasks", None)
+    if isinstance(tasks, dict):
+        current: dict[Any, Any] = tasks
 
-    def swap_in_dict(loop: Any, task: Any) -> Any:
-        previous = tasks.pop(loop, None)
-        if task is not None:
-            tasks[loop] = task
-        return previous
+        def swap_in_dict(loop: Any, task: Any) -> Any:
+            previous = current.pop(loop, None)
+            if task is not None:
+                current[loop] = task
+            return previous
 
-    return swap_in_dict
+        return swap_in_dict
+    swap: Callable[[Any, Any], Any] = core._swap_current_task
+
+    def swap_safely(loop: Any, task: Any) -> Any:
+        try:
+            return swap(loop, task)
+        except KeyError:  # no task was current
+            return None
+
+    return swap_safely
