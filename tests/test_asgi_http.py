@@ -315,6 +315,17 @@ def test_a_coroutine_blocking_in_gevent_does_not_break_other_tasks(
     assert not asgi.has_logged("Traceback", timeout=0.1)
 
 
+def test_a_task_factory_the_app_sets_makes_the_request_tasks(asgi: ServerProcess) -> None:
+    # With a task factory the first step is not taken back for eager start: the factory's
+    # task runs on the loop, and requests keep working.
+    assert _get_json(asgi, "/task-factory?on=1") == {"made": 0}
+    for expected in (1, 2):
+        assert _get_json(asgi, "/task-factory") == {"made": expected}
+    assert _get_json(asgi, "/where")["later"]["on_loop_greenlet"] is True
+    assert _get_json(asgi, "/task-factory?on=0") == {"made": 4}
+    assert _get_json(asgi, "/task-factory") == {"made": 4}
+
+
 def test_tls_sockets_never_get_direct_writes() -> None:
     """The fast path writes the raw TCP socket; on a TLS connection that would bypass TLS,
     so TLS responses always go through the connection's own write."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import importlib
 import importlib.util
 import logging
@@ -31,7 +32,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
 
 import gevent
 import gevent.event
@@ -42,6 +43,7 @@ from gevent import getcurrent
 from . import loophook
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 log = logging.getLogger("greenserve.error")
 
 _real_get_ident: Callable[[], int] = gevent.monkey.get_original("_thread", "get_ident")
@@ -157,6 +159,21 @@ class GreenletEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         self._hub_selector = selector
         self._os_thread = _real_get_ident()
+        #: set while LoopBridge.new_task makes a task: where its first step goes
+        self._claim: list[tuple[Callable[[], object], contextvars.Context | None]] | None = None
+        self._claimed = asyncio.Handle(_nothing, (), self)  # what call_soon returns then
+        self._claimed.cancel()
+
+    def call_soon(self, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
+                  context: contextvars.Context | None = None) -> asyncio.Handle:
+        claim = self._claim
+        if claim is not None and not args:
+            # LoopBridge.new_task: the new task's first step, handed to the caller to run in
+            # its own greenlet (or to queue after all); no Handle, no trip through _ready.
+            self._claim = None
+            claim.append((callback, context))
+            return self._claimed
+        return super().call_soon(callback, *args, context=context)
 
     def _write_to_self(self) -> None:
         if _real_get_ident() == self._os_thread:
@@ -202,6 +219,9 @@ class LoopBridge:
     def __init__(self, executor_size: int = EXECUTOR_SIZE) -> None:
         self.executor_size = executor_size
         self._loop: GreenletEventLoop | None = None
+        #: (task, step, context): the first step new_task() claimed, for begin()
+        self._first_step: tuple[asyncio.Task[Any], Callable[[], object],
+                                contextvars.Context | None] | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._thread_slots: asyncio.Semaphore | None = None
         self._real_pool: gevent.threadpool.ThreadPool | None = None
@@ -267,18 +287,46 @@ class LoopBridge:
         if loop.get_debug():  # debug mode refuses loop calls from another "thread"
             loop.call_soon_threadsafe(loop.create_task, coro)
             return None
-        # What create_task does without a task factory, minus its Python-level wrapper.
-        if loop._task_factory is None:  # type: ignore[attr-defined]
-            return asyncio.Task(coro, loop=loop)
-        return loop.create_task(coro)
+        if loop._task_factory is not None:  # type: ignore[attr-defined]
+            return loop.create_task(coro)  # its first step is queued on the loop
+        # The task queues its first step with call_soon: claimed for begin() instead.
+        claim: list[tuple[Callable[[], object], contextvars.Context | None]] = []
+        loop._claim = claim
+        try:
+            task = asyncio.Task(coro, loop=loop)
+        finally:
+            loop._claim = None
+        if claim:
+            self._first_step = (task, *claim[0])
+        return task
 
     def begin(self, task: asyncio.Task[Any], *, eager: bool = False) -> None:
-        """Start a task from :meth:`new_task`: wake the loop to run it, or with ``eager``
-        run its first step right here, in the calling greenlet, as Python 3.12's eager
-        tasks do: a coroutine that never waits for anything finishes before this returns,
-        without a hand-off to the loop and back."""
+        """Start a task from :meth:`new_task` (right after it, in the same greenlet): wake the
+        loop to run it, or with ``eager`` run its first step right here, in the calling
+        greenlet, as Python 3.12's eager tasks do. A coroutine that never waits for anything
+        then finishes before this returns, without a hand-off to the loop and back.
+
+        The step runs with the loop as this greenlet's running loop (the switch hook keeps
+        that per greenlet), so ``current_task()``, ``get_running_loop()`` and contextvars are
+        what the task sees on the loop. Not eager when another task is mid-step (the loop
+        greenlet blocked in gevent inside a coroutine): asyncio allows one current task per
+        loop. Whatever the step leaves for the loop (its next step, a callback, a timer)
+        wakes it.
+        """
         loop = self.loop
-        if not (eager and _step_now(loop, task)):
+        first, self._first_step = self._first_step, None
+        if first is None or first[0] is not task:  # queued on the loop (a task factory)
+            loop._hub_selector.wakeup()
+            return
+        _, step, context = first
+        if not eager or asyncio.current_task(loop) is not None:
+            loop.call_soon(step, context=context)
+            loop._hub_selector.wakeup()
+            return
+        ready, timers = len(loop._ready), len(loop._scheduled)  # type: ignore[attr-defined]
+        _run_step(loop, step, context, task)
+        if (not task.done() or len(loop._ready) != ready  # type: ignore[attr-defined]
+                or len(loop._scheduled) != timers):  # type: ignore[attr-defined]
             loop._hub_selector.wakeup()
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
@@ -335,34 +383,28 @@ class LoopBridge:
             log.warning("asyncio executor or async generators did not close in %g s", timeout)
 
 
-def _step_now(loop: GreenletEventLoop, task: asyncio.Task[Any]) -> bool:
-    """Run ``task``'s first step in the calling greenlet instead of on the loop.
-
-    ``create_task`` queued the step as the last ready handle; it is taken back and run
-    with the loop as this greenlet's running loop (the switch hook keeps that per
-    greenlet), so ``current_task()``, ``get_running_loop()`` and contextvars are what the
-    task sees on the loop. Not when another task is mid-step (the loop greenlet blocked in
-    gevent inside a coroutine): asyncio allows one current task per loop. Whatever the step
-    left for the loop (the task's next step, a callback, an earlier timer) wakes it.
-    Returns False, leaving the step queued, when it cannot run here.
-    """
-    ready: deque[asyncio.Handle] = loop._ready  # type: ignore[attr-defined]
-    if not ready or asyncio.current_task(loop) is not None:
-        return False
-    handle = ready[-1]
-    if getattr(handle._callback, "__self__", None) is not task:  # type: ignore[attr-defined]
-        return False  # a task factory queued something else
-    ready.pop()
-    timers = len(loop._scheduled)  # type: ignore[attr-defined]
+def _run_step(loop: GreenletEventLoop, step: Callable[[], object],
+              context: contextvars.Context | None, task: asyncio.Task[Any]) -> None:
+    """Run a task's step in this greenlet, with ``loop`` as its running loop (what the
+    loop's ``Handle._run`` does, errors included)."""
     previous = asyncio.events._get_running_loop()
     asyncio.events._set_running_loop(loop)
     try:
-        handle._run()
+        if context is None:
+            step()
+        else:
+            context.run(step)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # a task's step catches the coroutine's own errors
+        loop.call_exception_handler({"message": "Exception in the first step of a task",
+                                     "exception": exc, "task": task})
     finally:
         asyncio.events._set_running_loop(previous)
-    if ready or not task.done() or len(loop._scheduled) != timers:  # type: ignore[attr-defined]
-        loop._hub_selector.wakeup()
-    return True
+
+
+def _nothing() -> None:
+    return None
 
 
 def current() -> LoopBridge:

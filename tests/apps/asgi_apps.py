@@ -254,13 +254,30 @@ async def where(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, {"first": first, "later": later})
 
 
+FACTORY_TASKS = {"made": 0}
+
+
+async def task_factory(scope: Scope, receive: Receive, send: Send) -> None:
+    """Install (?on=1) or remove a task factory on the worker's loop; report its count."""
+    loop = asyncio.get_running_loop()
+    if _query(scope).get("on") == "1":
+        def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kw: Any) -> asyncio.Task[Any]:
+            FACTORY_TASKS["made"] += 1
+            return asyncio.Task(coro, loop=loop, **kw)
+        loop.set_task_factory(factory)
+    elif _query(scope).get("on") == "0":
+        loop.set_task_factory(None)
+    await asyncio.sleep(0)  # a step on the loop too
+    await _json(send, FACTORY_TASKS)
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/echo": echo, "/stream": stream, "/big": big, "/raise-before": raise_before,
     "/raise-after": raise_after, "/no-response": no_response, "/start-only": start_only,
     "/trailers": trailers, "/pathsend": pathsend, "/early-hint": early_hint,
     "/wait-disconnect": wait_disconnect, "/ignore-disconnect": ignore_disconnect,
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
-    "/hub": hub, "/blocking": blocking, "/where": where,
+    "/hub": hub, "/blocking": blocking, "/where": where, "/task-factory": task_factory,
 }
 
 
