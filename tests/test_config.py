@@ -405,6 +405,17 @@ def test_settings_reference_page_is_up_to_date() -> None:
     assert settings_docs.main(["--check", "--output", str(page)]) == 0
 
 
+def test_config_file_helper_name_near_a_setting_only_warns(tmp_path: Path) -> None:
+    """A helper variable that merely resembles a setting (gunicorn ignores it) must not stop
+    the start: only a near miss such as ``worker`` is taken for a typo."""
+    conf = tmp_path / "c.py"
+    conf.write_text("stats = {'n': 0}\nworkers = 2\n")
+    cfg, warnings = load_quiet(["-c", str(conf)])
+    assert cfg.workers == 2
+    assert warnings == [f"{conf}: 'stats' is not a setting; ignored "
+                        "(did you mean 'statsd_host'?)"]
+
+
 def test_config_file_helper_names_warn_and_constants_pass(tmp_path: Path) -> None:
     """gunicorn ignores names that are no setting; greenserve warns, except for CONSTANTS."""
     conf = tmp_path / "c.py"

@@ -338,14 +338,22 @@ def _unknown(key: str, label: str, known: Iterable[str], warn: Warn) -> None:
     if key.isupper():
         return
     suggestion = _suggest(key, known)
-    if "did you mean" in suggestion:
-        raise ConfigError(f"{label}: unknown setting {key!r}{suggestion}")
+    close = _suggest(key, known, cutoff=_TYPO)
+    if "did you mean" in close:
+        raise ConfigError(f"{label}: unknown setting {key!r}{close}")
     warn(f"{label}: {key!r} is not a setting; ignored{suggestion}")
 
 
-def _suggest(key: str, known: Iterable[str]) -> str:
+#: how close to a setting's name an unknown name must be to stop the start as a typo
+#: (``worker``/``workers`` 0.92, ``timout`` 0.92, ``bnd`` 0.86); a looser match (a helper
+#: variable such as ``stats`` near ``statsd_host``, 0.63) is only a warning, as gunicorn
+#: itself ignores unknown names
+_TYPO = 0.85
+
+
+def _suggest(key: str, known: Iterable[str], cutoff: float = 0.6) -> str:
     names = [*known, *_PENDING_BY_NAME]
-    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=cutoff)
     if close:
         return f" (did you mean {close[0]!r}?)"
     return " (prefix helper variables with '_')"
