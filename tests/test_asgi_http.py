@@ -315,6 +315,12 @@ def test_a_coroutine_blocking_in_gevent_does_not_break_other_tasks(
     assert not asgi.has_logged("Traceback", timeout=0.1)
 
 
+def test_response_headers_may_be_any_iterable(asgi: ServerProcess) -> None:
+    resp = requests.get(asgi.url + "/generated-headers", timeout=10)
+    assert resp.status_code == 200 and resp.text == "generated"
+    assert resp.headers["x-gen"] == "1" and resp.headers["content-length"] == "9"
+
+
 def test_a_task_factory_the_app_sets_makes_the_request_tasks(asgi: ServerProcess) -> None:
     # With a task factory the first step is not taken back for eager start: the factory's
     # task runs on the loop, and requests keep working.

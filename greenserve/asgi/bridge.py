@@ -51,6 +51,8 @@ _RealSelector: type[selectors.BaseSelector] = gevent.monkey.get_original(
     "selectors", "DefaultSelector")
 #: continuous loop work (seconds) after which the loop lets the hub run other greenlets
 SLICE = 0.002
+#: the name of the tasks :meth:`LoopBridge.new_task` makes (one per ASGI request)
+TASK_NAME = "greenserve-request"
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
 _READ = 1  # libev/libuv EV_READ
@@ -293,7 +295,8 @@ class LoopBridge:
         claim: list[tuple[Callable[[], object], contextvars.Context | None]] = []
         loop._claim = claim
         try:
-            task = asyncio.Task(coro, loop=loop)
+            # Named: asyncio would format a "Task-N" string for every request otherwise.
+            task = asyncio.Task(coro, loop=loop, name=TASK_NAME)
         finally:
             loop._claim = None
         if claim:

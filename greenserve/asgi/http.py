@@ -363,7 +363,10 @@ class HTTPCycle:
                                "has already started")
         self.started = True
         self.status = int(message["status"])
-        self.headers = list(message.get("headers", ()))
+        headers = message.get("headers", ())
+        # Read, never changed in place: the app's list as it is (any other iterable, which the
+        # spec allows, is made one).
+        self.headers = headers if type(headers) is list else list(headers)
         if message.get("trailers", False):
             self.trailers = []
 

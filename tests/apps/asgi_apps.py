@@ -254,6 +254,13 @@ async def where(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, {"first": first, "later": later})
 
 
+async def generated_headers(scope: Scope, receive: Receive, send: Send) -> None:
+    """Response headers as a generator and as a tuple (the spec allows any iterable)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": ((name, value) for name, value in [(b"x-gen", b"1")])})
+    await send({"type": "http.response.body", "body": b"generated"})
+
+
 FACTORY_TASKS = {"made": 0}
 
 
@@ -278,6 +285,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/wait-disconnect": wait_disconnect, "/ignore-disconnect": ignore_disconnect,
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
     "/hub": hub, "/blocking": blocking, "/where": where, "/task-factory": task_factory,
+    "/generated-headers": generated_headers,
 }
 
 
