@@ -48,12 +48,16 @@ class ASGIAdapter:
         self.active: set[HTTPCycle] = set()
 
     def __call__(self, stream: InlineStream) -> None:
-        if is_websocket_request(stream.request):
+        request = stream.request
+        if request.upgrade is not None and is_websocket_request(request):
             self._websocket(stream)
             return
-        started = time.monotonic()
-        scope = self.scopes.http(stream.request, stream.info)
-        req = self._request_info(stream, scope)
+        state = self.state
+        # Timed only for the access log and the hooks (a clock read less per request).
+        started = time.monotonic() if state.access_log is not None or state.request_hooks \
+            else 0.0
+        scope = self.scopes.http(request, stream.info)
+        req = self._request_info(stream, scope) if state.request_hooks else None
         if req is not None and not self._pre_request(req, stream):
             self._after(stream, req, started)
             return
@@ -61,12 +65,14 @@ class ASGIAdapter:
         cycle.task = task = self.bridge.new_task(cycle.run())
         if task is not None:
             self.bridge.begin(task, eager=True)
-        if not cycle.task_done:  # still running: the sweep watches it for disconnects
+        watched = not cycle.task_done
+        if watched:  # still running: the sweep watches it for disconnects
             self.active.add(cycle)
         try:
             cycle.serve()
         finally:
-            self.active.discard(cycle)
+            if watched:
+                self.active.discard(cycle)
             if not cycle.finished:
                 cycle.abandon()  # a request timeout or a kill: the app must let go
             self._after(stream, req, started)

@@ -190,7 +190,8 @@ class HTTPCycle:
                 await self._app_returned()
         finally:
             self.task_done = True
-            self._stop_watch()
+            if self._eof_watch is not None:
+                self._stop_watch()
             if self._mailbox is not None:  # else serve() sees task_done and waits for nothing
                 self._mailbox.put((DONE, None, None))
 
