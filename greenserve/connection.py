@@ -49,6 +49,26 @@ class RequestTimeout(BaseException):
     """
 
 
+#: [(date, server, the defaults dict)]: one dict for every connection for a whole second
+#: (one tuple, read and replaced whole: embedded servers may run in several threads)
+_DEFAULTS: list[tuple[Any, Any, dict[bytes, tuple[bytes, bytes]]]] = [(None, None, {})]
+
+
+def server_defaults(server: bytes) -> dict[bytes, tuple[bytes, bytes]]:
+    """The Date and Server headers added to responses, as ``send_response`` defaults.
+
+    The same dict object for every connection until the Date changes (once a second), so
+    the writer serialises it once per head shape (``writer._added``), not per response.
+    """
+    date = http_date()  # the same bytes object for a whole second
+    cached_date, cached_server, defaults = _DEFAULTS[0]
+    if cached_date is date and cached_server is server:
+        return defaults
+    defaults = {b"date": (b"Date", date), b"server": (b"Server", server)}
+    _DEFAULTS[0] = (date, server, defaults)
+    return defaults
+
+
 def os_sockets(sock: Any) -> tuple[socket.socket | None, socket.socket]:
     """(the socket to write to without blocking, the socket to peek at) under a gevent one.
 
@@ -83,7 +103,6 @@ class HTTPConnection:
         self._eof = False
         self._held = b""  # a response head waiting for its first body bytes
         # the Date and Server headers (send_head), made again when the date changes
-        self._defaults: dict[bytes, tuple[bytes, bytes]] | None = None
         self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
         self._raw: tuple[socket.socket | None, socket.socket] | None = None  # os_sockets()
         # _wait_readable()'s watcher and timer, made on first use (plain sockets only)
@@ -368,12 +387,7 @@ class HTTPConnection:
         own win); the caller sends them."""
         if self.state.stopping:
             self.proto.close_after_response()
-        date = http_date()  # the same bytes object for a whole second
-        defaults = self._defaults
-        if defaults is None or defaults[b"date"][1] is not date:
-            defaults = self._defaults = {b"date": (b"Date", date),
-                                         b"server": (b"Server", self._server)}
-        return self.proto.send_response(status, headers, reason, defaults)
+        return self.proto.send_response(status, headers, reason, server_defaults(self._server))
 
     def write(self, data: bytes) -> None:
         """Send bytes (after any held response head); a stalled client gets ``--timeout``."""

@@ -176,11 +176,10 @@ def test_a_head_sent_again_is_planned_again_for_its_request() -> None:
     """Equal heads are planned once and reused: each response still gets its own framing
     and the defaults of its moment, and what depends on the request follows the request."""
     headers = [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5")]
-    defaults = {b"date": (b"Date", b"d1"), b"server": (b"Server", b"s")}
     for date in (b"d1", b"d2"):
         conn = new_connection(Limits())
         drain(conn, GET)
-        defaults[b"date"] = (b"Date", date)
+        defaults = {b"date": (b"Date", date), b"server": (b"Server", b"s")}
         head = conn.send_response(200, list(headers), b"", defaults)
         assert head == (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
                         b"Date: " + date + b"\r\nServer: s\r\n\r\n")

@@ -330,7 +330,8 @@ class BaseH1Connection(ABC):
     ) -> bytes:
         """``send(Response(status, headers, reason))``, plus ``defaults``: headers added
         unless the app sent that field (keyed by lower-case name: the server's Date and
-        Server), in the same pass that checks the app's headers.
+        Server), in the same pass that checks the app's headers. A ``defaults`` dict must
+        not change once passed (its serialised form is kept): pass a new one instead.
         """
         if self._response is not None:
             raise LocalProtocolError("response already started")

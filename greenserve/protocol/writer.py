@@ -154,8 +154,22 @@ def response_head(
     framing = BodyFraming(chunked, length, send_body)
     if not defaults:
         return before + after, framing, keep_alive
-    added = [pair for lname, pair in defaults.items() if lname not in names]
-    return before + _fields(added) + after, framing, keep_alive
+    return before + _added(defaults, names) + after, framing, keep_alive
+
+
+def _added(defaults: dict[bytes, tuple[bytes, bytes]], names: frozenset[bytes]) -> bytes:
+    """The serialised ``defaults`` the app's header ``names`` leave in. Kept for the latest
+    defaults object: a caller that passes the same one for a whole second (the Date's
+    lifetime) gets each set of names serialised once."""
+    if _ADDED_FOR[0] is not defaults:
+        _ADDED.clear()
+        _ADDED_FOR[0] = defaults
+    added = _ADDED.get(names)
+    if added is None:
+        added = _fields([pair for lname, pair in defaults.items() if lname not in names])
+        if len(_ADDED) < _HEADS_SIZE:
+            _ADDED[names] = added
+    return added
 
 
 #: what decides a head, but for the defaults' values: (status, reason, HEAD request?,
@@ -166,6 +180,9 @@ _HeadKey = tuple[int, bytes, bool, bytes, bool, tuple[tuple[bytes, bytes], ...]]
 _Head = tuple[bytes, frozenset[bytes], bytes, int | None, bool, bool, bool]
 #: heads already planned (see :func:`response_head`); bounded: starts over when full
 _HEADS: dict[_HeadKey, _Head] = {}
+#: the defaults :func:`_added` serialised, by the app's names, and the defaults they are for
+_ADDED: dict[frozenset[bytes], bytes] = {}
+_ADDED_FOR: list[object] = [None]
 _HEADS_SIZE = 512
 _HEAD_MAX = 2048  # a longer head is not kept (rare; bounded memory)
 
