@@ -273,13 +273,12 @@ class LoopBridge:
                     raise
                 log.exception("Exception escaped the asyncio loop; it keeps running")
 
-    def start_task(self, coro: Coroutine[Any, Any, None], *,
-                   eager: bool = False) -> asyncio.Task[None] | None:
+    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Schedule ``coro`` from a greenlet of this thread (fire and forget): :meth:`new_task`
         then :meth:`begin`."""
         task = self.new_task(coro)
         if task is not None:
-            self.begin(task, eager=eager)
+            self.begin(task)
         return task
 
     def new_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:

@@ -141,16 +141,14 @@ def _make_tracer(previous: Callable[[str, Any], None] | None) -> Callable[[str, 
                     # blocking code in a coroutine) must not leave its task "current"
                     # for the loop's other tasks, which asyncio would refuse to step.
                     saved[args[0]] = (running, swap_task(running, None))
-                    entry = saved.pop(args[1], None)
-                    set_running(None if entry is None else entry[0])
-                    if entry is not None and entry[1] is not None:
-                        swap_task(entry[0], entry[1])
-                elif saved:
+                if saved:
                     entry = saved.pop(args[1], None)
                     if entry is not None:
                         set_running(entry[0])
                         if entry[1] is not None:
                             swap_task(entry[0], entry[1])
+                    elif running is not None:
+                        set_running(None)
         if previous is not None:
             previous(event, args)
 
