@@ -102,7 +102,6 @@ class HTTPConnection:
         self._deadline: float | None = None
         self._eof = False
         self._held = b""  # a response head waiting for its first body bytes
-        # the Date and Server headers (send_head), made again when the date changes
         self._timer: gevent.Timeout | None = None  # --request-timeout of the current request
         self._raw: tuple[socket.socket | None, socket.socket] | None = None  # os_sockets()
         # _wait_readable()'s watcher and timer, made on first use (plain sockets only)

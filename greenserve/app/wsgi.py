@@ -12,7 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.events import Headers
 from ..protocol.websocket import HandshakeRejection
-from ..protocol.writer import LocalProtocolError
+from ..protocol.writer import LocalProtocolError, with_content_length
 from ..streams import ClientDisconnected, InlineStream
 from .websocket import WebSocket, WebSocketOptions, attach_websocket
 from .wsgi_environ import HeaderRefused, build_environ, connection_environ
@@ -103,11 +103,7 @@ class WSGIResponder:
             raise AssertionError("the app returned a body before calling start_response")
         headers = self.headers
         if length is not None and self.status >= 200 and self.status not in (204, 304):
-            for name, _ in headers:
-                if name.lower() == b"content-length":
-                    break
-            else:
-                headers = [*headers, (b"Content-Length", b"%d" % length)]
+            headers = with_content_length(headers, length)
         # Marked sent only once the head passed the writer's checks: a bad header value
         # (CR/LF) is then still a clean 500, not a cut connection.
         self.stream.send_head(self.status, headers, self.reason)

@@ -45,7 +45,7 @@ from ..protocol.events import (
     InformationalResponse,
     ProtocolError,
 )
-from ..protocol.writer import status_has_body
+from ..protocol.writer import status_has_body, with_content_length
 from ..streams import BodyError, ClientDisconnected, InlineStream
 from .bridge import DONE, LoopBridge, Mailbox, settle, watch_readable
 
@@ -424,11 +424,7 @@ class HTTPCycle:
         """Serialise the response head; ``length`` adds a Content-Length if the app gave none."""
         headers = self.headers
         if length is not None and status_has_body(self.status, self.request.method):
-            for name, _ in headers:
-                if name.lower() == b"content-length":
-                    break
-            else:
-                headers = [*headers, (b"content-length", b"%d" % length)]
+            headers = with_content_length(headers, length, b"content-length")
         data = self.conn.response_head(self.status, headers)
         self.head_sent = True
         self.stream.status, self.stream.response_headers = self.status, headers

@@ -46,6 +46,15 @@ def status_has_body(status: int, method: bytes) -> bool:
     return not (method == b"HEAD" or status < 200 or status in (204, 304))
 
 
+def with_content_length(headers: Headers, length: int, name: bytes = b"Content-Length") -> Headers:
+    """``headers`` plus a Content-Length of ``length``, unless they carry one already (a
+    new list then; ``headers`` is not changed)."""
+    for field, _ in headers:
+        if field.lower() == b"content-length":
+            return headers
+    return [*headers, (name, b"%d" % length)]
+
+
 @dataclass(slots=True)
 class BodyFraming:
     """How the response body being sent is delimited."""
