@@ -478,14 +478,14 @@ class HTTPConnection:
     @property
     def direct_writes(self) -> bool:
         """Whether :meth:`send_now` may be used (not under TLS)."""
-        return self._os_sockets()[0] is not None
+        return self._direct is not None
 
     def send_now(self, data: bytes | memoryview) -> int:
         """One non-blocking send: how many bytes the kernel took (0 when its buffer is full).
 
         Only when :attr:`direct_writes`; an ``OSError`` means the connection is broken.
         """
-        raw = self._os_sockets()[0]
+        raw = self._direct  # what write() sends on too
         if raw is None:
             raise RuntimeError("no direct writes on a TLS connection")
         try:
