@@ -405,25 +405,22 @@ def test_settings_reference_page_is_up_to_date() -> None:
     assert settings_docs.main(["--check", "--output", str(page)]) == 0
 
 
-def test_config_file_helper_name_near_a_setting_only_warns(tmp_path: Path) -> None:
-    """A helper variable that merely resembles a setting (gunicorn ignores it) must not stop
-    the start: only a near miss such as ``worker`` is taken for a typo."""
+@pytest.mark.parametrize(("text", "workers", "warning"), [
+    # gunicorn ignores names that are no setting; greenserve warns, except for CONSTANTS
+    ("helper = 2\nMARKS = '/tmp/x'\nworkers = 3\n", 3,
+     "'helper' is not a setting; ignored (prefix helper variables with '_')"),
+    # a helper that merely resembles a setting must not stop the start (only a near miss
+    # such as ``worker`` is taken for a typo)
+    ("stats = {'n': 0}\nworkers = 2\n", 2,
+     "'stats' is not a setting; ignored (did you mean 'statsd_host'?)"),
+], ids=["helper-and-constant", "helper-near-a-setting"])
+def test_config_file_helper_names_only_warn(tmp_path: Path, text: str, workers: int,
+                                            warning: str) -> None:
     conf = tmp_path / "c.py"
-    conf.write_text("stats = {'n': 0}\nworkers = 2\n")
+    conf.write_text(text)
     cfg, warnings = load_quiet(["-c", str(conf)])
-    assert cfg.workers == 2
-    assert warnings == [f"{conf}: 'stats' is not a setting; ignored "
-                        "(did you mean 'statsd_host'?)"]
-
-
-def test_config_file_helper_names_warn_and_constants_pass(tmp_path: Path) -> None:
-    """gunicorn ignores names that are no setting; greenserve warns, except for CONSTANTS."""
-    conf = tmp_path / "c.py"
-    conf.write_text("helper = 2\nMARKS = '/tmp/x'\nworkers = 3\n")
-    cfg, warnings = load_quiet(["-c", str(conf)])
-    assert cfg.workers == 3
-    assert warnings == [f"{conf}: 'helper' is not a setting; ignored "
-                        "(prefix helper variables with '_')"]
+    assert cfg.workers == workers
+    assert warnings == [f"{conf}: {warning}"]
 
 
 def test_fast_parser_without_httptools_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
