@@ -379,25 +379,24 @@ class WebSocketSession:
     # -- outbound ---------------------------------------------------------------------------
     def send_message(self, data: str | bytes) -> None:
         """Queue a text (``str``) or binary (``bytes``-like) message."""
-        self._require_open()
-        if isinstance(data, str):
-            self._out += self._conn.send(TextMessage(data=data))
-        else:
-            self._out += self._conn.send(BytesMessage(data=bytes(data)))
+        self._out += self._frame(data)
 
     def take_with_message(self, data: str | bytes) -> bytes:
         """:meth:`send_message` then :meth:`data_to_send` in one: the bytes queued for the
         peer with this message's frame last. The writer's hot path: when nothing else is
         queued the frame is returned as is, with no copy through the queue."""
-        self._require_open()
-        if isinstance(data, str):
-            frame = self._conn.send(TextMessage(data=data))
-        else:
-            frame = self._conn.send(BytesMessage(data=bytes(data)))
+        frame = self._frame(data)
         if not self._out:
             return frame
         self._out += frame
         return self.data_to_send()
+
+    def _frame(self, data: str | bytes) -> bytes:
+        """The frame(s) of a text (``str``) or binary message (the session must be open)."""
+        self._require_open()
+        if isinstance(data, str):
+            return self._conn.send(TextMessage(data=data))
+        return self._conn.send(BytesMessage(data=bytes(data)))
 
     def ping(self, payload: bytes = b"") -> None:
         """Queue a ping (at most 125 bytes of payload)."""
