@@ -1,13 +1,15 @@
-"""The running-loop hook of a plain WSGI worker waits for the first event loop.
+"""The running-loop hook is in only while some greenlet has a running event loop.
 
-The hook (greenserve/asgi/loophook.py) runs on every greenlet switch, so a WSGI worker
-installs it only when a view first runs an event loop. The first loop must already be
-covered: while it is parked, other greenlets' ``asyncio.run()`` still has to work.
+The hook (greenserve/asgi/loophook.py) runs on every greenlet switch, so it goes in when a
+loop starts running and comes out when none runs. The first loop must already be covered:
+while it is parked, other greenlets' ``asyncio.run()`` still has to work.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -26,21 +28,30 @@ def _json(response: bytes) -> Any:
 
 
 @pytest.mark.parametrize("import_asyncio", ["0", "1"], ids=["lazy-import", "app-imports"])
-def test_wsgi_worker_installs_the_hook_when_a_view_first_runs_asyncio(
+def test_wsgi_worker_hooks_switches_only_while_a_view_runs_asyncio(
         serve, import_asyncio: str) -> None:  # type: ignore[no-untyped-def]
     # Default settings: the blocked-hub monitor (on) traces no switch either.
     server: ServerProcess = serve("loophook_app:app", env={"IMPORT_ASYNCIO": import_asyncio})
     before = requests.get(server.url + "/trace", timeout=10).json()
     assert before == {"trace": None, "asyncio_imported": import_asyncio == "1"}
     # The first loops of the worker, parked together: each asyncio.run() in another greenlet
-    # only starts because the first loop installed the hook before it became "running".
+    # only starts because the first loop put the hook in before it became "running".
     responses = concurrent_gets(server, ["/asyncio?s=0.5"] * 5 + ["/asyncio?s=0"] * 5)
     loops = [_json(r)["loop"] for r in responses]
     assert len(set(loops[:5])) == 5
+    # No loop runs any more: the hook is out again, switches cost nothing.
     after = requests.get(server.url + "/trace", timeout=10).json()
-    assert after == {"trace": HOOK, "asyncio_imported": True}
-    again = concurrent_gets(server, ["/asyncio?s=0.2"] * 3)  # later loops, hook unwrapped
+    assert after == {"trace": None, "asyncio_imported": True}
+    # While a loop is parked in a view, it is in.
+    with ThreadPoolExecutor(1) as pool:
+        parked = pool.submit(requests.get, server.url + "/asyncio?s=1", timeout=10)
+        time.sleep(0.4)
+        during = requests.get(server.url + "/trace", timeout=10).json()
+        assert parked.result().status_code == 200
+    assert during == {"trace": HOOK, "asyncio_imported": True}
+    again = concurrent_gets(server, ["/asyncio?s=0.2"] * 3)  # later loops work the same
     assert len({_json(r)["loop"] for r in again}) == 3
+    assert requests.get(server.url + "/trace", timeout=10).json()["trace"] is None
 
 
 def test_task_swapper_takes_the_current_task_out_and_puts_it_back() -> None:

@@ -293,7 +293,7 @@ class MountRuntime:
         if self.bridge is not None:
             self.bridge.start()  # installs the hook: the loop runs from now on
         else:
-            loophook.install_on_first_loop()
+            loophook.install()
         for mount, runtime in self.runtimes:
             try:
                 started = runtime.startup(tick, interval)

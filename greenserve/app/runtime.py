@@ -53,7 +53,7 @@ class WSGIRuntime:
     def startup(self, tick: Callable[[], bool], interval: float) -> bool:
         from ..asgi import loophook
 
-        loophook.install_on_first_loop()
+        loophook.install()
         return True
 
     def shutdown(self, graceful: bool) -> None:

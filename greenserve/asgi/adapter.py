@@ -62,9 +62,7 @@ class ASGIAdapter:
             self._after(stream, req, started)
             return
         cycle = HTTPCycle(self, stream, scope)
-        cycle.task = task = self.bridge.new_task(cycle.run())
-        if task is not None:
-            self.bridge.begin(task, eager=True)
+        self.bridge.start_task(cycle.run(), eager=True)  # the task sets cycle.task
         watched = not cycle.task_done
         if watched:  # still running: the sweep watches it for disconnects
             self.active.add(cycle)

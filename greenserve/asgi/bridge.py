@@ -51,11 +51,17 @@ _RealSelector: type[selectors.BaseSelector] = gevent.monkey.get_original(
     "selectors", "DefaultSelector")
 #: continuous loop work (seconds) after which the loop lets the hub run other greenlets
 SLICE = 0.002
-#: the name of the tasks :meth:`LoopBridge.new_task` makes (one per ASGI request)
+#: the name of the tasks :meth:`LoopBridge.start_task` makes (one per ASGI request)
 TASK_NAME = "greenserve-request"
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
 _READ = 1  # libev/libuv EV_READ
+# Bound once (every eager step calls them): the C versions, not the asyncio.events
+# attributes, which loophook wraps to see loops other than ours start and stop.
+_asyncio_c: Any = sys.modules.get("_asyncio") or asyncio.events
+_current_task: Callable[..., Any] = asyncio.current_task
+_get_running_loop: Callable[[], Any] = _asyncio_c._get_running_loop
+_set_running_loop: Callable[[Any], None] = _asyncio_c._set_running_loop
 
 #: the running bridge of each OS thread (a worker has one; embedded servers one per thread)
 _bridges: dict[int, LoopBridge] = {}
@@ -64,8 +70,9 @@ _bridges: dict[int, LoopBridge] = {}
 class HubSelector(selectors.BaseSelector):
     """The loop's selector: a real epoll that the hub watches only while the loop is parked."""
 
-    def __init__(self, hub: Any) -> None:
+    def __init__(self, hub: Any, loophook: loophook.ThreadHook) -> None:
         self._sel = _RealSelector()
+        self._loophook = loophook
         fileno = getattr(self._sel, "fileno", None)
         if fileno is None:
             raise RuntimeError(f"{_RealSelector.__name__} has no pollable fd: the asyncio "
@@ -120,9 +127,18 @@ class HubSelector(selectors.BaseSelector):
         if timeout is not None:
             timer = hub.loop.timer(timeout)
             timer.start(self._resume)
+        # Parked, the loop is nobody's running loop: the switch hook can come out while no
+        # other greenlet has one (see loophook).
+        loop = _get_running_loop()
+        if loop is not None:
+            _set_running_loop(None)
+            self._loophook.left()
         try:
             hub.switch()
         finally:
+            if loop is not None:
+                _set_running_loop(loop)
+                self._loophook.entered()
             self._parked = None
             self._woken = False
             self._io.stop()
@@ -161,7 +177,7 @@ class GreenletEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         self._hub_selector = selector
         self._os_thread = _real_get_ident()
-        #: set while LoopBridge.new_task makes a task: where its first step goes
+        #: set while LoopBridge.start_task makes a task: where its first step goes
         self._claim: list[tuple[Callable[[], object], contextvars.Context | None]] | None = None
         self._claimed = asyncio.Handle(_nothing, (), self)  # what call_soon returns then
         self._claimed.cancel()
@@ -170,7 +186,7 @@ class GreenletEventLoop(asyncio.SelectorEventLoop):
                   context: contextvars.Context | None = None) -> asyncio.Handle:
         claim = self._claim
         if claim is not None and not args:
-            # LoopBridge.new_task: the new task's first step, handed to the caller to run in
+            # LoopBridge.start_task: the new task's first step, handed to the caller to run in
             # its own greenlet (or to queue after all); no Handle, no trip through _ready.
             self._claim = None
             claim.append((callback, context))
@@ -221,13 +237,11 @@ class LoopBridge:
     def __init__(self, executor_size: int = EXECUTOR_SIZE) -> None:
         self.executor_size = executor_size
         self._loop: GreenletEventLoop | None = None
-        #: (task, step, context): the first step new_task() claimed, for begin()
-        self._first_step: tuple[asyncio.Task[Any], Callable[[], object],
-                                contextvars.Context | None] | None = None
         self._greenlet: gevent.Greenlet | None = None
         self._thread_slots: asyncio.Semaphore | None = None
         self._real_pool: gevent.threadpool.ThreadPool | None = None
         self._unshare: Callable[[], None] = lambda: None
+        self._loophook: loophook.ThreadHook | None = None
         #: the gevent hub of the thread that started the loop
         self.hub: Any = None
 
@@ -248,9 +262,9 @@ class LoopBridge:
 
     def start(self) -> None:
         """Create the loop and its greenlet; returns once the loop runs."""
-        loophook.install()
+        self._loophook = hook = loophook.install()
         self.hub = gevent.get_hub()
-        loop = GreenletEventLoop(HubSelector(self.hub))
+        loop = GreenletEventLoop(HubSelector(self.hub, hook))
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             max_workers=self.executor_size, thread_name_prefix="asyncio-executor"))
         self._loop = loop
@@ -273,24 +287,29 @@ class LoopBridge:
                     raise
                 log.exception("Exception escaped the asyncio loop; it keeps running")
 
-    def start_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-        """Schedule ``coro`` from a greenlet of this thread (fire and forget): :meth:`new_task`
-        then :meth:`begin`."""
-        task = self.new_task(coro)
-        if task is not None:
-            self.begin(task)
-        return task
+    def start_task(self, coro: Coroutine[Any, Any, None], *,
+                   eager: bool = False) -> asyncio.Task[None] | None:
+        """Run ``coro`` as a task of the loop, from a greenlet of this thread; returns it
+        (None in debug mode, which refuses loop calls from another "thread": the task is
+        made on the loop).
 
-    def new_task(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
-        """A task for ``coro`` (from a greenlet of this thread) that :meth:`begin` starts;
-        None in debug mode, where the task is made and started on the loop instead."""
+        With ``eager`` the first step runs right here, as Python 3.12's eager tasks do: a
+        coroutine that never waits finishes before this returns, with no hand-off to the
+        loop. It runs with the loop as this greenlet's running loop, so ``current_task()``,
+        ``get_running_loop()`` and contextvars are what the task sees on the loop. Not eager
+        with an app's task factory, or when another task is mid-step (asyncio allows one
+        current task per loop). What the step leaves for the loop (a step, a callback, a
+        timer) wakes it.
+        """
         loop = self.loop
-        if loop.get_debug():  # debug mode refuses loop calls from another "thread"
+        if loop._debug:  # type: ignore[attr-defined]
             loop.call_soon_threadsafe(loop.create_task, coro)
             return None
         if loop._task_factory is not None:  # type: ignore[attr-defined]
-            return loop.create_task(coro)  # its first step is queued on the loop
-        # The task queues its first step with call_soon: claimed for begin() instead.
+            task = loop.create_task(coro)  # its first step is queued on the loop
+            loop._hub_selector.wakeup()
+            return task
+        # The task queues its first step with call_soon: claimed here instead.
         claim: list[tuple[Callable[[], object], contextvars.Context | None]] = []
         loop._claim = claim
         try:
@@ -298,38 +317,17 @@ class LoopBridge:
             task = asyncio.Task(coro, loop=loop, name=TASK_NAME)
         finally:
             loop._claim = None
-        if claim:
-            self._first_step = (task, *claim[0])
-        return task
-
-    def begin(self, task: asyncio.Task[Any], *, eager: bool = False) -> None:
-        """Start a task from :meth:`new_task` (right after it, in the same greenlet): wake the
-        loop to run it, or with ``eager`` run its first step right here, in the calling
-        greenlet, as Python 3.12's eager tasks do. A coroutine that never waits for anything
-        then finishes before this returns, without a hand-off to the loop and back.
-
-        The step runs with the loop as this greenlet's running loop (the switch hook keeps
-        that per greenlet), so ``current_task()``, ``get_running_loop()`` and contextvars are
-        what the task sees on the loop. Not eager when another task is mid-step (the loop
-        greenlet blocked in gevent inside a coroutine): asyncio allows one current task per
-        loop. Whatever the step leaves for the loop (its next step, a callback, a timer)
-        wakes it.
-        """
-        loop = self.loop
-        first, self._first_step = self._first_step, None
-        if first is None or first[0] is not task:  # queued on the loop (a task factory)
-            loop._hub_selector.wakeup()
-            return
-        _, step, context = first
-        if not eager or asyncio.current_task(loop) is not None:
+        step, context = claim[0]
+        if not eager or _current_task(loop) is not None:
             loop.call_soon(step, context=context)
             loop._hub_selector.wakeup()
-            return
+            return task
         ready, timers = len(loop._ready), len(loop._scheduled)  # type: ignore[attr-defined]
-        _run_step(loop, step, context, task)
+        _run_step(loop, self._loophook, step, context, task)  # type: ignore[arg-type]
         if (not task.done() or len(loop._ready) != ready  # type: ignore[attr-defined]
                 or len(loop._scheduled) != timers):  # type: ignore[attr-defined]
             loop._hub_selector.wakeup()
+        return task
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the loop soon (safe from any greenlet or thread)."""
@@ -385,12 +383,14 @@ class LoopBridge:
             log.warning("asyncio executor or async generators did not close in %g s", timeout)
 
 
-def _run_step(loop: GreenletEventLoop, step: Callable[[], object],
+def _run_step(loop: GreenletEventLoop, hook: loophook.ThreadHook, step: Callable[[], object],
               context: contextvars.Context | None, task: asyncio.Task[Any]) -> None:
     """Run a task's step in this greenlet, with ``loop`` as its running loop (what the
-    loop's ``Handle._run`` does, errors included)."""
-    previous = asyncio.events._get_running_loop()
-    asyncio.events._set_running_loop(loop)
+    loop's ``Handle._run`` does, errors included); the switch hook is in meanwhile, for a
+    step that blocks in gevent."""
+    previous = _get_running_loop()
+    _set_running_loop(loop)
+    hook.entered()
     try:
         if context is None:
             step()
@@ -402,7 +402,9 @@ def _run_step(loop: GreenletEventLoop, step: Callable[[], object],
         loop.call_exception_handler({"message": "Exception in the first step of a task",
                                      "exception": exc, "task": task})
     finally:
-        asyncio.events._set_running_loop(previous)
+        _set_running_loop(previous)
+        if previous is None:
+            hook.left()
 
 
 def _nothing() -> None:

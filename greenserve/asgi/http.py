@@ -168,8 +168,7 @@ class HTTPCycle:
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
         """The app's task: call it, then make sure the response is finished or failed."""
-        if self.task is None:  # not set by the adapter (a debug-mode loop)
-            self.task = asyncio.current_task()
+        self.task = asyncio.current_task()
         try:
             if self.finished:
                 return  # abandoned (timeout, kill) before it could start

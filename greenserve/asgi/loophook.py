@@ -5,16 +5,18 @@ the worker shares that thread, so while the worker's loop greenlet is parked, ev
 greenlet sees its loop as *their* running loop: ``asyncio.run()`` refuses to start, Django's
 ORM raises ``SynchronousOnlyOperation`` in a plain WSGI view, and asgiref's ``async_to_sync``
 refuses to run. The bridge study (``shared/asgi-bridge.md`` §3.5, pitfall 1) found that only
-a greenlet switch hook fixes every case: on each switch it saves the running loop of the
-greenlet switched away from and restores the one of the greenlet switched to.
+a greenlet switch hook fixes every case: on each switch it saves the running loop (and
+asyncio's current task) of the greenlet switched away from and restores the one of the
+greenlet switched to.
 
-The hook is installed once per OS thread and chains any tracer installed before it. It runs
-a Python function on every greenlet switch (about 0.4 µs a switch pair, a few µs a request),
-so a WSGI worker only *arms* it (:func:`install_on_first_loop`): the hook goes in the moment
-an event loop first starts running in the worker's thread, just before asyncio records it as
-the running loop, and costs nothing until then. Before a loop runs there is no running loop
-to save or restore, so the lazy hook behaves exactly like one installed at boot. An ASGI
-worker has its loop from the start and installs it right away (:func:`install`).
+The hook runs a Python function on every greenlet switch (0.5-1 µs of a hello request, two
+or more switches each), yet it only has work while some greenlet of the thread has a
+running loop. So it is in only then (:class:`ThreadHook`): it goes in when a loop becomes
+running in the thread and comes out when none is running and none is saved. asyncio's
+``events._set_running_loop`` (every ``run_forever`` calls it) is wrapped for that, and the
+worker's own loop says so where it parks (:mod:`.bridge`) and around a task's eager first
+step. A loop that waits in the hub without being parked there (a coroutine blocking in
+gevent) keeps the hook in: it is switched away from with its loop still running.
 """
 
 from __future__ import annotations
@@ -28,48 +30,67 @@ from typing import Any
 
 import greenlet  # type: ignore[import-untyped]  # no stubs installed
 
-_hooked: set[int] = set()
-_armed: set[int] = set()  # threads whose hook waits for their first loop
+#: the hook of each OS thread whose running loop is kept per greenlet
+_hooks: dict[int, ThreadHook] = {}
 _lock = threading.Lock()
+Tracer = Callable[[str, Any], None]
 
 
-def install() -> bool:
-    """Install the switch hook in the calling OS thread; False if it was already there."""
-    ident = _os_thread_ident()
-    with _lock:
-        if ident in _hooked:
-            return False
-        _hooked.add(ident)
-    greenlet.settrace(_make_tracer(greenlet.gettrace()))
-    return True
+class ThreadHook:
+    """The switch hook of one OS thread, in while any of its greenlets has a running loop.
+
+    :meth:`entered` is called after a loop became running, :meth:`left` after the running
+    loop became None (by the wrapped ``_set_running_loop`` or by the bridge). Both are
+    called from the thread the hook belongs to.
+    """
+
+    def __init__(self) -> None:
+        #: greenlet -> (its running loop, the task it was stepping or None)
+        self.saved: dict[Any, tuple[Any, Any]] = {}
+        self.tracing = False
+        self.previous: Tracer | None = None  # the trace function that was in before ours
+        self.trace = _make_tracer(self)
+
+    def entered(self) -> None:
+        """A loop is running now: switches must carry it (the hook goes in)."""
+        if not self.tracing:
+            self.previous = greenlet.settrace(self.trace)
+            self.tracing = True
+
+    def left(self) -> None:
+        """No loop is running now: the hook comes out unless a parked greenlet has one."""
+        if self.tracing and not self.saved and greenlet.gettrace() is self.trace:
+            # (another trace function put in over ours may call ours: then it stays in)
+            greenlet.settrace(self.previous)
+            self.previous = None
+            self.tracing = False
 
 
-def install_on_first_loop() -> None:
-    """Install the hook in the calling OS thread once an event loop first runs there.
+def install() -> ThreadHook:
+    """Keep the running loop per greenlet in the calling OS thread; idempotent.
 
-    Every asyncio loop (``asyncio.run()``, ``async_to_sync``, ``loop.run_until_complete``)
-    goes through ``BaseEventLoop.run_forever``, which calls ``events._set_running_loop``
-    through the module attribute; that attribute is wrapped until the first call from this
-    thread. asyncio is not imported for this: if nothing imported it yet, the wrap waits for
-    its import (an import hook that removes itself).
+    asyncio is not imported for this (a WSGI worker calls it at boot): if nothing imported
+    it yet, ``_set_running_loop`` is wrapped as ``asyncio.events`` is imported (an import
+    hook that removes itself).
     """
     ident = _os_thread_ident()
     with _lock:
-        if ident in _hooked or ident in _armed:
-            return
-        _armed.add(ident)
+        hook = _hooks.get(ident)
+        if hook is not None:
+            return hook
+        hook = _hooks[ident] = ThreadHook()
     events = sys.modules.get("asyncio.events")
     if events is not None:
-        _wrap_set_running_loop(events, ident)
-    else:
-        sys.meta_path.insert(0, _EventsImportWatch(ident))
+        _wrap_set_running_loop(events)
+        if events._get_running_loop() is not None:  # installed from inside a running loop
+            hook.entered()
+    elif not any(isinstance(finder, _EventsImportWatch) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _EventsImportWatch())
+    return hook
 
 
 class _EventsImportWatch:
     """A meta path finder that wraps ``asyncio.events`` as it is imported, then leaves."""
-
-    def __init__(self, ident: int) -> None:
-        self.ident = ident
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         if name != "asyncio.events":
@@ -80,49 +101,56 @@ class _EventsImportWatch:
         if loader is None:
             return None  # not found: the import fails as it would have
         exec_module = loader.exec_module
-        ident = self.ident
 
         def exec_and_wrap(module: types.ModuleType) -> None:
             exec_module(module)
-            _wrap_set_running_loop(module, ident)
+            _wrap_set_running_loop(module)
 
         loader.exec_module = exec_and_wrap
         return spec
 
 
-def _wrap_set_running_loop(events: Any, ident: int) -> None:  # asyncio.events
+def _wrap_set_running_loop(events: Any) -> None:  # asyncio.events
     original: Callable[[Any], None] = events._set_running_loop
+    if getattr(original, "greenserve_hook", False):
+        return
+    hooks, ident = _hooks, _os_thread_ident_function()
 
     def set_running_loop(loop: Any) -> None:
-        if _os_thread_ident() == ident:  # a loop in another OS thread needs no hook here
-            install()
-            # Unwrap, later loops pay nothing. asyncio re-exports the function: when the
-            # wrap happened during asyncio's own import, the package copied the wrapper.
-            owners: tuple[Any, ...] = (events, sys.modules.get("asyncio"))
-            for owner in owners:
-                if getattr(owner, "_set_running_loop", None) is set_running_loop:
-                    owner._set_running_loop = original
         original(loop)
+        hook = hooks.get(ident())
+        if hook is not None:  # a thread that keeps loops per greenlet
+            if loop is None:
+                hook.left()
+            else:
+                hook.entered()
 
+    set_running_loop.greenserve_hook = True  # type: ignore[attr-defined]
     events._set_running_loop = set_running_loop
+    # asyncio re-exports the function; when the wrap happens during asyncio's own import,
+    # the package copies the wrapper itself.
     package: Any = sys.modules.get("asyncio")
     if package is not None and getattr(package, "_set_running_loop", None) is original:
         package._set_running_loop = set_running_loop
 
 
-def _os_thread_ident() -> int:
-    """The real OS thread id (``threading.get_ident`` returns greenlet ids after patching)."""
+def _os_thread_ident_function() -> Callable[[], int]:
+    """``get_ident`` of the real OS thread (``threading.get_ident`` returns greenlet ids
+    after patching)."""
     try:
         from gevent.monkey import get_original
     except ImportError:  # pragma: no cover - gevent is a dependency
-        return threading.get_ident()
+        return threading.get_ident
     ident: Callable[[], int] = get_original("_thread", "get_ident")
-    return ident()
+    return ident
 
 
-def _make_tracer(previous: Callable[[str, Any], None] | None) -> Callable[[str, Any], None]:
-    # greenlet -> (its running loop, the task it was stepping or None)
-    saved: dict[Any, tuple[Any, Any]] = {}
+def _os_thread_ident() -> int:
+    return _os_thread_ident_function()()
+
+
+def _make_tracer(hook: ThreadHook) -> Tracer:
+    saved = hook.saved
     funcs: list[Callable[..., Any]] = []
 
     def trace(event: str, args: Any) -> None:
@@ -149,6 +177,7 @@ def _make_tracer(previous: Callable[[str, Any], None] | None) -> Callable[[str, 
                             swap_task(entry[0], entry[1])
                     elif running is not None:
                         set_running(None)
+        previous = hook.previous
         if previous is not None:
             previous(event, args)
 
