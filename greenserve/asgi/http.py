@@ -168,7 +168,7 @@ class HTTPCycle:
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
         """The app's task: call it, then make sure the response is finished or failed."""
-        self.task = asyncio.current_task()
+        self.task = asyncio.current_task(self.bridge.loop)  # (with the loop: no getpid())
         try:
             if self.finished:
                 return  # abandoned (timeout, kill) before it could start
