@@ -152,7 +152,7 @@ class _ThreadBackend:
     def start(self, timeout: float) -> str:
         from .sockets import bind_all, describe
 
-        listeners = bind_all(self.cfg)
+        listeners = bind_all(self.cfg, attempts=1)  # embedded: an error at once, no retries
         url = describe(listeners[0])
         self.listeners = listeners
         self.thread.start()

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
 import stat
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
 
 #: gunicorn's port when a bind gives only a host
 DEFAULT_PORT = 8000
+#: tries at binding an address that is in use, a second apart (gunicorn's 5)
+BIND_ATTEMPTS = 5
+log = logging.getLogger("greenserve.error")
 # sun_path is 108 bytes on Linux including the terminating NUL (104 on the BSDs).
 _MAX_UNIX_PATH = 107
 
@@ -123,10 +128,14 @@ def _port(text: str, spec: str) -> int:
 
 
 # -- creating sockets --------------------------------------------------------------------------
-def bind_all(cfg: Config) -> list[socket.socket]:
+def bind_all(cfg: Config, *, attempts: int = BIND_ATTEMPTS,
+             delay: float = 1.0) -> list[socket.socket]:
     """Create one listening socket per ``cfg.bind`` entry, closing them all on failure.
 
-    Raises :class:`BindError` (one line: ``cannot bind 127.0.0.1:8000: [Errno 98] ...``).
+    An address in use is tried ``attempts`` times, ``delay`` seconds apart, as gunicorn does
+    (5 times, a second apart): a restart whose old process still holds the port for a moment
+    then starts. Raises :class:`BindError` (one line: ``cannot bind 127.0.0.1:8000: [Errno
+    98] ...``).
     """
     inherited = _inherited_fds()
     if inherited:
@@ -135,13 +144,29 @@ def bind_all(cfg: Config) -> list[socket.socket]:
     try:
         for spec in cfg.bind:
             address = parse_bind(spec)
-            sock = bind_one(address, backlog=cfg.backlog, reuse_port=cfg.reuse_port)
+            sock = _bind_retrying(address, cfg, attempts, delay)
             bound.append((address, sock))
     except BaseException:
         for address, sock in bound:
             close(sock, unlink=isinstance(address, UnixAddress))
         raise
     return [sock for _, sock in bound]
+
+
+def _bind_retrying(address: BindAddress, cfg: Config, attempts: int,
+                   delay: float) -> socket.socket:
+    for attempt in range(1, attempts + 1):
+        try:
+            return bind_one(address, backlog=cfg.backlog, reuse_port=cfg.reuse_port)
+        except BindError as exc:
+            cause = exc.__cause__
+            if attempt == attempts or not (isinstance(cause, OSError)
+                                           and cause.errno == errno.EADDRINUSE):
+                raise
+            log.error("Connection in use: %s", address)
+            log.debug("Retrying in %g second%s.", delay, "" if delay == 1 else "s")
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def _inherited_fds() -> list[int]:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,16 +100,58 @@ def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
     ]
 
 
-def test_bind_failure_is_one_line_and_exits_1() -> None:
+def test_bind_failure_is_tried_5_times_then_one_error_line_and_exit_1() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
+        started = time.monotonic()
         result = greenserve("-b", f"127.0.0.1:{port}", "cfgapp_basic")
+        elapsed = time.monotonic() - started
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        f"greenserve: error: cannot bind 127.0.0.1:{port}: [Errno 98] Address already in use"
-    ]
+    lines = result.stderr.splitlines()
+    assert lines[-1] == (
+        f"greenserve: error: cannot bind 127.0.0.1:{port}: [Errno 98] Address already in use")
+    assert len(lines) == 5
+    assert all(line.endswith(f"[ERROR] Connection in use: 127.0.0.1:{port}")
+               for line in lines[:-1]), lines
+    assert elapsed >= 4  # gunicorn's 5 tries, a second apart
+
+
+def test_a_port_freed_during_the_bind_retries_is_served() -> None:
+    # A restart race: the old server still holds the port when the new one starts.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenserve", "-b", f"127.0.0.1:{port}", "cfgapp_basic"],
+        cwd=APPS, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.5)
+    busy.close()
+    answer: tuple[int, bytes] = (0, b"")
+    deadline = time.monotonic() + 20
+    try:
+        while time.monotonic() < deadline and answer[0] != 200:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+            try:
+                conn.request("GET", "/")
+                response = conn.getresponse()
+                answer = (response.status, response.read())
+            except OSError:
+                time.sleep(0.2)
+            finally:
+                conn.close()
+    finally:
+        proc.terminate()
+        try:
+            _, stderr = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+    assert answer == (200, b"cfgapp_basic\n"), stderr
+    assert f"[ERROR] Connection in use: 127.0.0.1:{port}" in stderr
 
 
 def test_serves_requests_on_an_inherited_fd() -> None:

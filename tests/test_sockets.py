@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,7 +121,7 @@ def test_unix_socket_and_stale_file(tmp_path: Path, listeners: list[socket.socke
     (sock,) = _bind(Config(bind=(f"unix:{path}",)), listeners)
     assert describe(sock) == f"unix:{path}"
     with pytest.raises(BindError, match=r"^cannot bind unix:.*Address already in use$"):
-        bind_all(Config(bind=(f"unix:{path}",)))  # a live socket is not stolen
+        bind_all(Config(bind=(f"unix:{path}",)), delay=0.01)  # a live socket is not stolen
     assert os.path.exists(path)
 
 
@@ -154,7 +157,7 @@ def test_address_in_use_is_one_line_and_closes_earlier_listeners(tmp_path: Path)
     path = tmp_path / "first.sock"
     try:
         with pytest.raises(BindError) as info:
-            bind_all(Config(bind=(f"unix:{path}", f"127.0.0.1:{port}")))
+            bind_all(Config(bind=(f"unix:{path}", f"127.0.0.1:{port}")), attempts=1)
     finally:
         busy.close()
     assert str(info.value) == (
@@ -169,3 +172,50 @@ def test_bind_one_directly() -> None:
         assert describe(sock).startswith("http://127.0.0.1:")
     finally:
         sock.close()
+
+
+def _busy_port() -> socket.socket:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    return busy
+
+
+def test_an_address_in_use_is_tried_again_until_it_is_free(
+        listeners: list[socket.socket], caplog: pytest.LogCaptureFixture) -> None:
+    # A restart whose old process still holds the port for a moment (gunicorn: 5 tries,
+    # a second apart, "Connection in use: ..." each time).
+    busy = _busy_port()
+    port = busy.getsockname()[1]
+    threading.Timer(0.5, busy.close).start()
+    with caplog.at_level(logging.DEBUG, logger="greenserve.error"):
+        socks = bind_all(Config(bind=(f"127.0.0.1:{port}",)), attempts=20, delay=0.1)
+    listeners.extend(socks)
+    assert socks[0].getsockname() == ("127.0.0.1", port)
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert 2 <= len(errors) < 20
+    assert set(errors) == {f"Connection in use: 127.0.0.1:{port}"}
+    assert "Retrying in 0.1 seconds." in caplog.messages
+
+
+def test_an_address_still_in_use_fails_after_the_last_try(
+        caplog: pytest.LogCaptureFixture) -> None:
+    busy = _busy_port()
+    port = busy.getsockname()[1]
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.ERROR, logger="greenserve.error"):
+            with pytest.raises(BindError, match=r"Address already in use$"):
+                bind_all(Config(bind=(f"127.0.0.1:{port}",)), attempts=3, delay=0.1)
+    finally:
+        busy.close()
+    assert 0.2 <= time.monotonic() - started < 2
+    assert caplog.messages == [f"Connection in use: 127.0.0.1:{port}"] * 2
+
+
+def test_other_bind_errors_are_not_tried_again(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    started = time.monotonic()
+    with pytest.raises(BindError, match="exists and is not a socket"):
+        bind_all(Config(bind=(f"unix:{tmp_path / 'file'}",)), delay=5)
+    assert time.monotonic() - started < 1
