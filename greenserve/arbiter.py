@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import logs, process, sockets
+from . import logs, process, sockets, systemd
 from .config import Config
 from .heartbeat import Heartbeat
 
@@ -79,6 +79,7 @@ class Arbiter:
         self.LISTENERS: list[Any] = []
         self.worker_age = 0
         self.reexec_pid = 0
+        self.adopted_fds: set[int] = set()  # listeners passed in by systemd or fd://N
         self.master_name = "Master"
         self.pidfile: process.Pidfile | None = None
         self._queue: list[str] = []
@@ -112,7 +113,11 @@ class Arbiter:
         logs.setup(self.cfg)
         self.hook("on_starting", self)
         os.umask(self.cfg.umask)
-        self.LISTENERS = sockets.bind_all(self.cfg)  # a failure is one line, nothing before
+        activated = systemd.listen_fds()  # systemd's socket activation
+        # Sockets someone else made (systemd's, fd://N): never unlink their paths.
+        self.adopted_fds = set(activated) | sockets.fd_binds(self.cfg)
+        # a failure is one line, nothing before
+        self.LISTENERS = sockets.bind_all(self.cfg, fds=activated)
         log.info("Starting greenserve %s", _version())
         if self.cfg.pidfile:
             self.pidfile = process.Pidfile(self.cfg.pidfile)
@@ -123,6 +128,7 @@ class Arbiter:
         for sock in self.LISTENERS:
             log.info("Listening at: %s (%s)", sockets.describe(sock), self.pid)
         log.info("Using worker: gevent")
+        systemd.notify(systemd.READY, log)
         self.num_workers = self.cfg.workers  # nworkers_changed(server, N, None), as gunicorn
         process.set_title(f"greenserve: master [{self.proc_name}]")
         self.manage_workers()
@@ -397,7 +403,8 @@ class Arbiter:
         self._wait_for_workers(2.0)
         for sock in self.LISTENERS:
             # After USR2 the new master serves from these sockets: leave unix paths alone.
-            sockets.close(sock, unlink=not self.reexec_pid)
+            unlink = not self.reexec_pid and sock.fileno() not in self.adopted_fds
+            sockets.close(sock, unlink=unlink)
         if reason:
             log.error("Shutting down: %s", reason)
         else:

@@ -128,16 +128,19 @@ def _port(text: str, spec: str) -> int:
 
 
 # -- creating sockets --------------------------------------------------------------------------
-def bind_all(cfg: Config, *, attempts: int = BIND_ATTEMPTS,
-             delay: float = 1.0) -> list[socket.socket]:
+def bind_all(cfg: Config, *, attempts: int = BIND_ATTEMPTS, delay: float = 1.0,
+             fds: list[int] | None = None) -> list[socket.socket]:
     """Create one listening socket per ``cfg.bind`` entry, closing them all on failure.
+
+    ``fds`` (systemd's socket activation) or ``GUNICORN_FD`` (a USR2 re-exec) are listeners
+    that are already open: they are served instead of ``cfg.bind``.
 
     An address in use is tried ``attempts`` times, ``delay`` seconds apart, as gunicorn does
     (5 times, a second apart): a restart whose old process still holds the port for a moment
     then starts. Raises :class:`BindError` (one line: ``cannot bind 127.0.0.1:8000: [Errno
     98] ...``).
     """
-    inherited = _inherited_fds()
+    inherited = _inherited_fds() or fds
     if inherited:
         return [bind_one(FDAddress(fd), backlog=cfg.backlog, reuse_port=False) for fd in inherited]
     bound: list[tuple[BindAddress, socket.socket]] = []
@@ -167,6 +170,12 @@ def _bind_retrying(address: BindAddress, cfg: Config, attempts: int,
             log.debug("Retrying in %g second%s.", delay, "" if delay == 1 else "s")
             time.sleep(delay)
     raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+def fd_binds(cfg: Config) -> set[int]:
+    """The fds that ``fd://N`` entries of ``cfg.bind`` name."""
+    return {address.fd for address in map(parse_bind, cfg.bind)
+            if isinstance(address, FDAddress)}
 
 
 def _inherited_fds() -> list[int]:

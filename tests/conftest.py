@@ -26,7 +26,8 @@ class ServerProcess:
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "apps"), str(ROOT)])
-        full_env.pop("GUNICORN_CMD_ARGS", None)
+        for name in ("GUNICORN_CMD_ARGS", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
+            full_env.pop(name, None)  # (systemd's would reach a test server run under it)
         full_env.update(env or {})
         self.args = args
         self.proc = subprocess.Popen(

@@ -15,7 +15,8 @@ import pytest
 APPS = Path(__file__).resolve().parent / "apps"
 # Variables that would change what the child process sees.
 _SCRUB = ("PYTHONPATH", "GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS", "WEB_CONCURRENCY", "PORT",
-          "FORWARDED_ALLOW_IPS", "SENDFILE", "PYTHONWARNINGS")
+          "FORWARDED_ALLOW_IPS", "SENDFILE", "PYTHONWARNINGS", "NOTIFY_SOCKET", "LISTEN_FDS",
+          "LISTEN_PID")
 
 
 def child_env(**extra: str) -> dict[str, str]:
