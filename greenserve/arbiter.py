@@ -129,6 +129,9 @@ class Arbiter:
             log.info("Listening at: %s (%s)", sockets.describe(sock), self.pid)
         log.info("Using worker: gevent")
         systemd.notify(systemd.READY, log)
+        if self.cfg.reload and self.cfg.preload_app:
+            log.warning("--reload cannot reload code loaded by --preload: new workers get "
+                        "the master's copy")
         self.num_workers = self.cfg.workers  # nworkers_changed(server, N, None), as gunicorn
         process.set_title(f"greenserve: master [{self.proc_name}]")
         self.manage_workers()

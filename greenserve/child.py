@@ -40,6 +40,7 @@ def run_worker(arbiter: Arbiter, info: WorkerProcess) -> int:
 
     process.drop_privileges(uid, gid, initgroups=cfg.initgroups)
     app = arbiter.app
+    reload_files: tuple[str, ...] = ()
     if app is None:
         from .app.loading import AppLoadError, load_app
 
@@ -50,11 +51,17 @@ def run_worker(arbiter: Arbiter, info: WorkerProcess) -> int:
                 err = exc.user_error
                 traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
             log.error("%s", exc)
-            return APP_LOAD_ERROR
+            error = exc.user_error
+            if not (cfg.reload and isinstance(error, SyntaxError) and error.filename):
+                return APP_LOAD_ERROR
+            # --reload: serve the error and wait for the file to be fixed (as gunicorn).
+            from .autoreload import syntax_error_app
+
+            app, reload_files = syntax_error_app(error), (error.filename,)
     from .worker import Worker
 
     worker = Worker(cfg, app, _listeners(arbiter), heartbeat=info.heartbeat, age=info.age,
-                    ppid=info.ppid)
+                    ppid=info.ppid, reload_files=reload_files)
     worker.on_ready = lambda: _ready(arbiter, worker, info)
     return worker.run()
 

@@ -79,8 +79,11 @@ class Worker:
     """Serves ``app`` on ``listeners`` until a stop signal; ``run()`` returns the exit code."""
 
     def __init__(self, cfg: Config, app: WSGIApp | Mounts, listeners: list[socket.socket], *,
-                 heartbeat: Heartbeat | None = None, age: int = 0, ppid: int = 0) -> None:
+                 heartbeat: Heartbeat | None = None, age: int = 0, ppid: int = 0,
+                 reload_files: tuple[str, ...] = ()) -> None:
         self.cfg = cfg
+        #: files --reload also watches (a SyntaxError's, when the app did not load)
+        self.reload_files = reload_files
         self.app = app
         self.listeners = listeners
         self.pid = os.getpid()
@@ -137,6 +140,8 @@ class Worker:
         if install_signals:  # not in a program that embeds the worker: its GC is its own
             process.tune_gc(self.cfg.gc_threshold)
         gevent.spawn(health.heartbeat_loop, self, self.heartbeat, interval)
+        if self.cfg.reload:
+            self._watch_code()
         tls = self._tls_args()
         for sock in self.listeners:
             listener = _as_gevent(sock)
@@ -198,6 +203,18 @@ class Worker:
         for ignored in (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(ignored, signal.SIG_IGN)
         health.install_abort_handler(self._aborted)
+
+    def _watch_code(self) -> None:
+        """``--reload``: stop at once when a file of the code changes (see autoreload)."""
+        from .autoreload import CodeWatcher
+
+        def changed(path: str) -> None:
+            log.info("Worker reloading: %s modified", path)
+            self._hook("worker_int", self)  # as gunicorn's reloading worker
+            self.request_stop(False)
+
+        watcher = CodeWatcher(self.cfg.reload_extra_files, self.reload_files)
+        gevent.spawn(watcher.run, changed)
 
     def _aborted(self) -> None:
         """SIGABRT (heartbeat timeout): say what was in flight, then the hook."""

@@ -248,9 +248,6 @@ _PENDING_TABLE = """
 [Worker Processes]
 threads                             --threads                               value
 [Debugging]
-reload                              --reload                                switch
-reload_engine                       --reload-engine                         value
-reload_extra_files                  --reload-extra-file                     append
 spew                                --spew                                  switch
 [Server Mechanics]
 worker_tmp_dir                      --worker-tmp-dir                        value
