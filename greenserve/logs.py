@@ -39,6 +39,7 @@ def setup(cfg: Config) -> AccessLog | None:
     error.addHandler(handler)
     error.setLevel(LEVELS.get(cfg.loglevel.lower(), logging.INFO))
     error.propagate = False
+    _capture_output(cfg.errorlog if cfg.capture_output else None)
     if cfg.accesslog is None:
         return None
     access = logging.getLogger("greenserve.access")
@@ -124,8 +125,32 @@ def _basic_user(auth: str | None) -> str:
     return user or "-"
 
 
+#: the error log file that stdout/stderr point at (--capture-output), if any
+_captured: Any = None
+
+
+def _capture_output(path: str | None) -> None:
+    """Point fds 1 and 2 at ``path`` (gunicorn's --capture-output); None stops capturing
+    (the fds keep pointing at the file: what was captured stays captured)."""
+    global _captured
+    previous, _captured = _captured, None
+    if path in (None, "-"):
+        if previous is not None:
+            previous.close()
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    _captured = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open on purpose
+    os.dup2(_captured.fileno(), sys.stdout.fileno())
+    os.dup2(_captured.fileno(), sys.stderr.fileno())
+    if previous is not None:
+        previous.close()
+
+
 def reopen() -> None:
     """Reopen log files (USR1), so logrotate can move them away."""
+    if _captured is not None:
+        _capture_output(_captured.name)
     for name in ("greenserve.error", "greenserve.access"):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.FileHandler):

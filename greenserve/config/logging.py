@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .spec import setting, to_opt_str, to_str
+from .spec import setting, to_bool, to_opt_str, to_str
 
 #: gunicorn's default access-log line, the Apache combined format.
 DEFAULT_ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -43,6 +43,14 @@ response length, `f` referer, `a` user agent, `T`/`M`/`D`/`L` request time, `p` 
         "--error-logfile", "--log-file", metavar="FILE", default="-", convert=to_str,
         help="The error log file; '-' for stderr.",
         desc="Where greenserve's own messages go.",
+    )
+    capture_output: bool = setting(
+        "--capture-output", kind="switch", default=False, convert=to_bool,
+        help="Redirect stdout/stderr to the file in --error-logfile.",
+        desc="""\
+What the app prints (and tracebacks Python writes to stderr) ends up in the error log file,
+in the master and in every worker: file descriptors 1 and 2 point at it. `USR1` reopens it
+with the other log files. No effect when the error log is stderr (`-`).""",
     )
     loglevel: str = setting(
         "--log-level", metavar="LEVEL", default="info", choices=LOG_LEVELS,

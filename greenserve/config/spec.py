@@ -263,7 +263,6 @@ permit_unconventional_http_version  --permit-unconventional-http-version    swit
 forwarder_headers                   --forwarder-headers                     value
 [Logging]
 disable_redirect_access_to_syslog   --disable-redirect-access-to-syslog     switch
-capture_output                      --capture-output                        switch
 logger_class                        --logger-class                          value
 logconfig                           --log-config                            value
 logconfig_dict                      -                                       file
