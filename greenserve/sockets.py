@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import logging
 import os
 import stat
 import time
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8000
 #: tries at binding an address that is in use, a second apart (gunicorn's 5)
 BIND_ATTEMPTS = 5
-log = logging.getLogger("greenserve.error")
 # sun_path is 108 bytes on Linux including the terminating NUL (104 on the BSDs).
 _MAX_UNIX_PATH = 107
 
@@ -166,6 +164,9 @@ def _bind_retrying(address: BindAddress, cfg: Config, attempts: int,
             if attempt == attempts or not (isinstance(cause, OSError)
                                            and cause.errno == errno.EADDRINUSE):
                 raise
+            import logging  # not at module level: config imports this module before patching
+
+            log = logging.getLogger("greenserve.error")
             log.error("Connection in use: %s", address)
             log.debug("Retrying in %g second%s.", delay, "" if delay == 1 else "s")
             time.sleep(delay)
