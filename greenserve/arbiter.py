@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import logs, process, sockets, systemd
+from . import logs, metrics, process, sockets, systemd
 from .config import Config
 from .heartbeat import Heartbeat
 
@@ -80,6 +80,7 @@ class Arbiter:
         self.worker_age = 0
         self.reexec_pid = 0
         self.adopted_fds: set[int] = set()  # listeners passed in by systemd or fd://N
+        self._reported_workers = -1  # the gunicorn.workers gauge last sent
         self.master_name = "Master"
         self.pidfile: process.Pidfile | None = None
         self._queue: list[str] = []
@@ -182,6 +183,8 @@ class Arbiter:
         self.reap()
         self._murder()
         self.manage_workers()  # a worker that exited is replaced at once, not a tick later
+        if self.cfg.enable_backlog_metric and metrics.client is not None:
+            metrics.client.histogram("gunicorn.backlog", metrics.backlog(self.LISTENERS))
 
     def pause(self, timeout: float) -> None:
         """Sleep until a signal arrives or ``timeout`` passes."""
@@ -205,6 +208,11 @@ class Arbiter:
         if missing and not self._stopping and self._may_spawn():
             for _ in range(missing):
                 self.spawn_worker()
+        if metrics.client is not None:  # gunicorn.workers, when the count changes
+            count = sum(1 for w in self.WORKERS.values() if not w.retiring)
+            if count != self._reported_workers:
+                self._reported_workers = count
+                metrics.client.gauge("gunicorn.workers", count)
 
     def _may_spawn(self) -> bool:
         """Crash-loop back-off: after repeated quick deaths, wait before spawning again."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Config
+    from .metrics import StatsD
     from .streams import InlineStream
 
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
@@ -30,7 +31,7 @@ def _handler(target: str | None, default_stream: Any) -> logging.Handler:
     return logging.FileHandler(target, encoding="utf-8")
 
 
-def setup(cfg: Config) -> AccessLog | None:
+def setup(cfg: Config) -> AccessLog | RequestReport | None:
     """Configure the ``greenserve.error`` and ``greenserve.access`` loggers from ``cfg``."""
     error = logging.getLogger("greenserve.error")
     error.handlers.clear()
@@ -40,8 +41,11 @@ def setup(cfg: Config) -> AccessLog | None:
     error.setLevel(LEVELS.get(cfg.loglevel.lower(), logging.INFO))
     error.propagate = False
     _capture_output(cfg.errorlog if cfg.capture_output else None)
+    from . import metrics
+
+    statsd = metrics.configure(cfg, error)
     if cfg.accesslog is None:
-        return None
+        return None if statsd is None else RequestReport(None, statsd)
     access = logging.getLogger("greenserve.access")
     access.handlers.clear()
     access_handler = _handler(cfg.accesslog, sys.stdout)
@@ -49,7 +53,22 @@ def setup(cfg: Config) -> AccessLog | None:
     access.addHandler(access_handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    return AccessLog(cfg.access_log_format, access)
+    line = AccessLog(cfg.access_log_format, access)
+    return line if statsd is None else RequestReport(line, statsd)
+
+
+class RequestReport:
+    """What a finished request reports: its access line (if the access log is on) and its
+    StatsD metrics (``--statsd-host``); stands in for :class:`AccessLog`."""
+
+    def __init__(self, line: AccessLog | None, statsd: StatsD) -> None:
+        self.line = line
+        self.statsd = statsd
+
+    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+        if self.line is not None:
+            self.line.log(stream, environ, duration)
+        self.statsd.request(stream.status, duration)
 
 
 class _Atoms(dict[str, Any]):

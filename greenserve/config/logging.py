@@ -18,6 +18,46 @@ def _loglevel(value: object) -> str:
     return to_str(value).strip().lower()
 
 
+#: the StatsD port when --statsd-host gives only a host
+STATSD_PORT = 8125
+StatsdAddress = str | tuple[str, int]
+
+
+def parse_statsd_address(value: str) -> StatsdAddress:
+    """``HOST[:PORT]`` (port 8125 by default), ``[IPV6]:PORT`` or ``unix:PATH``/``unix://PATH``
+    (as gunicorn's ``--statsd-host``). Raises ValueError with a message that says what to
+    write."""
+    text = value.strip()
+    if text.startswith("unix:"):
+        path = text[len("unix://"):] if text.startswith("unix://") else text[len("unix:"):]
+        if not path:
+            raise ValueError(f"{value!r}: missing unix socket path")
+        return path
+    host, port = text, str(STATSD_PORT)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{value!r}: write HOST:PORT, [IPV6]:PORT or unix:PATH")
+            port = rest[1:]
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r}: write HOST:PORT, [IPV6]:PORT or unix:PATH")
+    return host, int(port)
+
+
+
+def _statsd_host(value: object) -> str | None:
+    text = to_opt_str(value)
+    if text:
+        try:
+            parse_statsd_address(text)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+    return text or None
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoggingSettings:
     """Logging."""
@@ -51,6 +91,33 @@ response length, `f` referer, `a` user agent, `T`/`M`/`D`/`L` request time, `p` 
 What the app prints (and tracebacks Python writes to stderr) ends up in the error log file,
 in the master and in every worker: file descriptors 1 and 2 point at it. `USR1` reopens it
 with the other log files. No effect when the error log is stderr (`-`).""",
+    )
+    statsd_host: str | None = setting(
+        "--statsd-host", metavar="STATSD_ADDR", default=None, convert=_statsd_host,
+        help="Send StatsD metrics to HOST:PORT or unix:PATH.",
+        desc="""\
+gunicorn's metrics and names, over UDP (or a unix datagram socket): per request
+`gunicorn.request.duration` (ms), `gunicorn.requests` and `gunicorn.request.status.<code>`;
+`gunicorn.workers` from the master; `gunicorn.log.critical`/`error`/`warning`/`exception`
+per error-log record; and what hooks log with `extra={"metric": ..., "value": ...,
+"mtype": "gauge"|"counter"|"histogram"}`. The port defaults to 8125.""",
+    )
+    statsd_prefix: str = setting(
+        "--statsd-prefix", metavar="STATSD_PREFIX", default="", convert=to_str,
+        help="A prefix for every StatsD metric name (a dot is added).",
+        desc="`--statsd-prefix myapp` sends `myapp.gunicorn.requests`.",
+    )
+    dogstatsd_tags: str = setting(
+        "--dogstatsd-tags", metavar="DOGSTATSD_TAGS", default="", convert=to_str,
+        help="Tags for every StatsD metric (DogStatsD), comma-separated key:value.",
+        desc="Appended as `|#TAGS` to every line sent.",
+    )
+    enable_backlog_metric: bool = setting(
+        "--enable-backlog-metric", kind="switch", default=False, convert=to_bool,
+        help="Send the listeners' accept-queue length as gunicorn.backlog (Linux).",
+        desc="""\
+The master sends the connections waiting to be accepted on its TCP listeners about once a
+second (a StatsD histogram, as gunicorn); needs `--statsd-host`.""",
     )
     loglevel: str = setting(
         "--log-level", metavar="LEVEL", default="info", choices=LOG_LEVELS,

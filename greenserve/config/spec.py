@@ -272,10 +272,6 @@ syslog                              --log-syslog                            swit
 syslog_prefix                       --log-syslog-prefix                     value
 syslog_facility                     --log-syslog-facility                   value
 enable_stdio_inheritance            -R,--enable-stdio-inheritance           switch
-statsd_host                         --statsd-host                           value
-dogstatsd_tags                      --dogstatsd-tags                        value
-statsd_prefix                       --statsd-prefix                         value
-enable_backlog_metric               --enable-backlog-metric                 switch
 [Process Naming]
 default_proc_name                   -                                       file
 [HTTP/2]
