@@ -32,28 +32,39 @@ def _handler(target: str | None, default_stream: Any) -> logging.Handler:
 
 
 def setup(cfg: Config) -> AccessLog | RequestReport | None:
-    """Configure the ``greenserve.error`` and ``greenserve.access`` loggers from ``cfg``."""
-    error = logging.getLogger("greenserve.error")
-    error.handlers.clear()
-    handler = _handler(cfg.errorlog, sys.stderr)
-    handler.setFormatter(logging.Formatter(ERROR_FORMAT, DATE_FORMAT))
-    error.addHandler(handler)
-    error.setLevel(LEVELS.get(cfg.loglevel.lower(), logging.INFO))
-    error.propagate = False
-    _capture_output(cfg.errorlog if cfg.capture_output else None)
-    from . import metrics
+    """Configure the ``greenserve.error`` and ``greenserve.access`` loggers from ``cfg``; the
+    returned object writes each finished request's access line and metrics (None: neither).
 
-    statsd = metrics.configure(cfg, error)
-    if cfg.accesslog is None:
-        return None if statsd is None else RequestReport(None, statsd)
+    Raises :class:`~greenserve.logconfig.LogConfigError` for a logging configuration
+    (``--log-config`` and the like) that cannot be applied.
+    """
+    from . import logconfig, metrics
+
+    error = logging.getLogger("greenserve.error")
     access = logging.getLogger("greenserve.access")
-    access.handlers.clear()
-    access_handler = _handler(cfg.accesslog, sys.stdout)
-    access_handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(access_handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
-    line = AccessLog(cfg.access_log_format, access)
+    configured = logconfig.given(cfg)
+    if configured:
+        logconfig.apply(cfg)  # routes both loggers, as the configuration says
+    else:
+        error.handlers.clear()
+        handler = _handler(cfg.errorlog, sys.stderr)
+        handler.setFormatter(logging.Formatter(ERROR_FORMAT, DATE_FORMAT))
+        error.addHandler(handler)
+        error.setLevel(LEVELS.get(cfg.loglevel.lower(), logging.INFO))
+        error.propagate = False
+    _capture_output(cfg.errorlog if cfg.capture_output else None)
+    statsd = metrics.configure(cfg, error)
+    line = None
+    if configured:  # as gunicorn: a logging configuration logs access lines
+        line = AccessLog(cfg.access_log_format, access)
+    elif cfg.accesslog is not None:
+        access.handlers.clear()
+        access_handler = _handler(cfg.accesslog, sys.stdout)
+        access_handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(access_handler)
+        access.setLevel(logging.INFO)
+        access.propagate = False
+        line = AccessLog(cfg.access_log_format, access)
     return line if statsd is None else RequestReport(line, statsd)
 
 

@@ -48,11 +48,18 @@ def _reload_config(arbiter: Arbiter) -> None:
     except ConfigError as exc:
         log.error("Reload: %s; keeping the current configuration", exc)
         return
+    from .logconfig import LogConfigError
+
+    try:
+        logs.setup(cfg)
+    except LogConfigError as exc:
+        logs.setup(arbiter.cfg)
+        log.error("Reload: %s; keeping the current configuration", exc)
+        return
     if cfg.bind != arbiter.cfg.bind:
         log.warning("Reload: bind addresses changed; they take effect after a restart")
     arbiter.cfg = cfg
     arbiter.num_workers = cfg.workers
-    logs.setup(cfg)
 
 
 def _wait_until_booted(arbiter: Arbiter, new: list[WorkerProcess]) -> bool:

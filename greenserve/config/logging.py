@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .spec import setting, to_bool, to_opt_str, to_str
 
@@ -46,6 +46,14 @@ def parse_statsd_address(value: str) -> StatsdAddress:
         raise ValueError(f"{value!r}: write HOST:PORT, [IPV6]:PORT or unix:PATH")
     return host, int(port)
 
+
+
+def _log_dict(value: object) -> dict[str, Any] | None:
+    if value is None or value == {}:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a dict for logging.dictConfig, got {type(value).__name__}")
+    return value
 
 
 def _statsd_host(value: object) -> str | None:
@@ -91,6 +99,28 @@ response length, `f` referer, `a` user agent, `T`/`M`/`D`/`L` request time, `p` 
 What the app prints (and tracebacks Python writes to stderr) ends up in the error log file,
 in the master and in every worker: file descriptors 1 and 2 point at it. `USR1` reopens it
 with the other log files. No effect when the error log is stderr (`-`).""",
+    )
+    logconfig: str | None = setting(
+        "--log-config", metavar="FILE", default=None, convert=to_opt_str,
+        help="A logging configuration file (logging.fileConfig's ini format).",
+        desc="""\
+Applied in the master and in every worker, as gunicorn does. The file may configure the
+`gunicorn.error` and `gunicorn.access` loggers (greenserve's own loggers hand their records to
+those) or `greenserve.error` and `greenserve.access` directly. With a logging configuration,
+access lines are logged even without `--access-logfile`.""",
+    )
+    logconfig_dict: dict[str, Any] | None = setting(
+        kind="file", default=None, default_doc="{}", convert=_log_dict,
+        help="A logging.dictConfig dictionary (config file only).",
+        desc="""\
+Applied over gunicorn's defaults (a shallow update: your `loggers` replace the default ones)
+in the master and every worker; wins over `--log-config-json` and `--log-config`. Name the
+`gunicorn.error`/`gunicorn.access` loggers as with gunicorn, or greenserve's own.""",
+    )
+    logconfig_json: str | None = setting(
+        "--log-config-json", metavar="FILE", default=None, convert=to_opt_str,
+        help="A JSON file holding a logging.dictConfig dictionary.",
+        desc="As `logconfig_dict`, read from a file; wins over `--log-config`.",
     )
     statsd_host: str | None = setting(
         "--statsd-host", metavar="STATSD_ADDR", default=None, convert=_statsd_host,

@@ -264,9 +264,6 @@ forwarder_headers                   --forwarder-headers                     valu
 [Logging]
 disable_redirect_access_to_syslog   --disable-redirect-access-to-syslog     switch
 logger_class                        --logger-class                          value
-logconfig                           --log-config                            value
-logconfig_dict                      -                                       file
-logconfig_json                      --log-config-json                       value
 syslog_addr                         --log-syslog-to                         value
 syslog                              --log-syslog                            switch
 syslog_prefix                       --log-syslog-prefix                     value

@@ -1,0 +1,110 @@
+"""``--log-config`` (fileConfig), ``--log-config-json`` and ``logconfig_dict`` (dictConfig).
+
+As gunicorn: the user's configuration is applied over gunicorn's defaults (a shallow update
+of the dict: the user's ``loggers`` replace the default ones), and it may configure the
+``gunicorn.error`` and ``gunicorn.access`` loggers, which existing configurations name.
+greenserve's own loggers (``greenserve.error``, ``greenserve.access``) then hand their records
+to those, unless the configuration set up greenserve's loggers itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import logging.config
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Config
+
+#: gunicorn's logging defaults (glogging.CONFIG_DEFAULTS), what a user's dict updates
+CONFIG_DEFAULTS: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": True,
+                           "qualname": "gunicorn.error"},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False,
+                            "qualname": "gunicorn.access"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic",
+                    "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic",
+                          "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+                    "datefmt": "[%Y-%m-%d %H:%M:%S %z]", "class": "logging.Formatter"},
+    },
+}
+#: greenserve's logger -> the gunicorn logger configurations name
+ROUTES = {"greenserve.error": "gunicorn.error", "greenserve.access": "gunicorn.access"}
+
+
+class LogConfigError(RuntimeError):
+    """The logging configuration could not be applied; the message is one line."""
+
+
+def given(cfg: Config) -> bool:
+    """Whether ``cfg`` has a logging configuration (dict, JSON file or ini file)."""
+    return bool(cfg.logconfig_dict or cfg.logconfig_json or cfg.logconfig)
+
+
+def apply(cfg: Config) -> None:
+    """Apply the configuration, then route greenserve's loggers (see the module doc)."""
+    for name in ROUTES:
+        logging.getLogger(name).handlers.clear()
+    try:
+        if cfg.logconfig_dict:
+            _dict_config(dict(cfg.logconfig_dict))
+        elif cfg.logconfig_json:
+            with open(cfg.logconfig_json, encoding="utf-8") as fh:
+                _dict_config(json.load(fh))
+        elif cfg.logconfig:
+            if not os.path.exists(cfg.logconfig):
+                raise LogConfigError(f"log config '{cfg.logconfig}' not found")
+            defaults = {"__file__": cfg.logconfig, "here": os.path.dirname(cfg.logconfig)}
+            logging.config.fileConfig(cfg.logconfig, defaults=defaults,
+                                      disable_existing_loggers=False)
+    except LogConfigError:
+        raise
+    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError) as exc:
+        source = "logconfig_dict" if cfg.logconfig_dict else (
+            f"--log-config-json {cfg.logconfig_json}" if cfg.logconfig_json
+            else f"--log-config {cfg.logconfig}")
+        raise LogConfigError(f"{source}: {exc}") from None
+    for mine, theirs in ROUTES.items():
+        _route(logging.getLogger(mine), logging.getLogger(theirs))
+
+
+def _dict_config(user: dict[str, Any]) -> None:
+    config = copy.deepcopy(CONFIG_DEFAULTS)
+    config.update(user)
+    logging.config.dictConfig(config)
+
+
+def _route(mine: logging.Logger, theirs: logging.Logger) -> None:
+    if mine.handlers:
+        return  # the configuration set greenserve's logger up itself
+    mine.propagate = False
+    mine.setLevel(theirs.getEffectiveLevel())
+    mine.addHandler(_Forward(theirs))
+
+
+class _Forward(logging.Handler):
+    """Hands each record to another logger (and its handlers and parents), under that
+    logger's name: formats and filters written for ``gunicorn.error`` see their name."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.target.isEnabledFor(record.levelno):
+            record = copy.copy(record)
+            record.name = self.target.name
+            self.target.handle(record)

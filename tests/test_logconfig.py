@@ -1,0 +1,130 @@
+"""``logconfig_dict``, ``--log-config-json`` and ``--log-config``, with a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from test_cli import APPS, child_env
+
+from conftest import ServerProcess
+
+
+def _wait_for(path: Path, text: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        content = path.read_text() if path.exists() else ""
+        if text in content or time.monotonic() > deadline:
+            return content
+        time.sleep(0.05)
+
+
+def _gunicorn_style(tmp_path: Path) -> dict[str, object]:
+    """What a gunicorn deploy's logconfig_dict looks like: the gunicorn.* loggers to files."""
+    return {
+        "version": 1,
+        # (The user's handlers replace gunicorn's default ones, which the default root logger
+        # names: a configuration without a root of its own fails, in gunicorn too.)
+        "root": {"level": "WARNING", "handlers": []},
+        "formatters": {"plain": {"format": "%(levelname)s|%(name)s|%(message)s"}},
+        "handlers": {
+            "errors": {"class": "logging.FileHandler", "formatter": "plain",
+                       "filename": str(tmp_path / "error.log")},
+            "access": {"class": "logging.FileHandler", "formatter": "plain",
+                       "filename": str(tmp_path / "access.log")},
+        },
+        "loggers": {
+            "gunicorn.error": {"level": "DEBUG", "handlers": ["errors"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+        },
+    }
+
+
+def test_a_gunicorn_logconfig_dict_gets_greenserves_lines(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(f"logconfig_dict = {_gunicorn_style(tmp_path)!r}\n")
+    server: ServerProcess = serve("-c", str(conf), "wsgi_apps:routes", wait=False)
+    deadline = time.monotonic() + 20
+    while True:  # the "Listening at" line goes to the file, not to the pipe the fixture reads
+        content = _wait_for(tmp_path / "error.log", "Booting worker")
+        if "Booting worker" in content or time.monotonic() > deadline:
+            break
+    assert "INFO|gunicorn.error|Listening at: http://127.0.0.1:" in content
+    port = content.split("Listening at: http://127.0.0.1:")[1].split()[0]
+    assert requests.get(f"http://127.0.0.1:{port}/hello", timeout=5).text == "hello"
+    # Access lines without --access-logfile, as gunicorn logs them with a log config.
+    access = _wait_for(tmp_path / "access.log", "/hello")
+    assert access.startswith("INFO|gunicorn.access|127.0.0.1 - - [")
+    assert '"GET /hello HTTP/1.1" 200 5' in access
+    os.kill(server.proc.pid, signal.SIGWINCH)  # the master logs a debug line about it
+    errors = _wait_for(tmp_path / "error.log", "DEBUG|")
+    # The configuration's level, not --log-level's (info).
+    assert "DEBUG|gunicorn.error|SIGWINCH ignored: not daemonized" in errors
+    assert server.proc.poll() is None
+
+
+def test_log_config_json_and_greenserves_own_logger_names(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = _gunicorn_style(tmp_path)
+    config["loggers"] = {"greenserve.error": {"level": "INFO", "handlers": ["errors"],
+                                              "propagate": False}}
+    (tmp_path / "log.json").write_text(json.dumps(config))
+    serve("--log-config-json", str(tmp_path / "log.json"), "wsgi_apps:routes", wait=False)
+    content = _wait_for(tmp_path / "error.log", "Booting worker", timeout=20)
+    assert "INFO|greenserve.error|Booting worker with pid" in content
+
+
+def test_log_config_ini_file(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "ini.log"
+    (tmp_path / "logging.ini").write_text(f"""\
+[loggers]
+keys=root,gunicorn.error
+
+[handlers]
+keys=file
+
+[formatters]
+keys=plain
+
+[logger_root]
+level=WARNING
+handlers=
+
+[logger_gunicorn.error]
+level=INFO
+handlers=file
+propagate=0
+qualname=gunicorn.error
+
+[handler_file]
+class=FileHandler
+formatter=plain
+args=({str(log)!r},)
+
+[formatter_plain]
+format=ini:%(levelname)s:%(message)s
+""")
+    serve("--log-config", str(tmp_path / "logging.ini"), "wsgi_apps:routes", wait=False)
+    content = _wait_for(log, "Booting worker", timeout=20)
+    assert "ini:INFO:Booting worker with pid" in content
+
+
+def test_a_broken_log_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("logconfig_dict = {'version': 1, 'handlers': "
+                    "{'x': {'class': 'no.such.Handler'}}}\n")
+    missing = tmp_path / "missing.ini"
+    for args in (["-c", str(conf)], ["--log-config", str(missing)]):
+        result = subprocess.run(
+            [sys.executable, "-m", "greenserve", "-b", "127.0.0.1:0", *args, "cfgapp_basic"],
+            cwd=APPS, env=child_env(), capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, lines
+        assert lines[0].startswith("greenserve: error: ")
+    assert lines[0] == f"greenserve: error: log config '{missing}' not found"
