@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import gevent
 from gevent.socket import wait_write
 
+from . import proxied
 from .dates import http_date
 from .protocol.events import (
     Headers,
@@ -132,6 +133,11 @@ class HTTPConnection:
     def serve(self, handler: Handler) -> None:
         """Read and answer requests until the connection is done."""
         try:
+            if self.state.cfg.proxy_protocol != "off":
+                refused = proxied.read_header(self)
+                if refused is not None:
+                    self._reject(refused)
+                    return
             while self._serve_one(handler):
                 self.proto.start_next_cycle()
         except BodyError as exc:

@@ -44,6 +44,8 @@ class ConnectionInfo:
     server: tuple[str, int] | None
     scheme: str = "http"
     unix_path: str | None = None
+    #: the balancer's address when a PROXY header named ``client`` (--proxy-protocol)
+    proxy: tuple[str, int] | None = None
 
 
 class InlineStream:

@@ -28,10 +28,12 @@ class AllowList:
         self._seen: dict[str, bool] = {}
 
     def allows(self, info: ConnectionInfo) -> bool:
-        """Whether this connection's peer is trusted (unix-socket peers always are)."""
-        if info.client is None or self.any:
+        """Whether this connection's peer is trusted (unix-socket peers always are). The peer
+        is the balancer when a PROXY header named the client (``info.proxy``)."""
+        peer = info.proxy or info.client
+        if peer is None or self.any:
             return True
-        host = info.client[0]
+        host = peer[0]
         known = self._seen.get(host)
         if known is None:
             known = self._allows(host)

@@ -49,6 +49,9 @@ class WorkerState:
         self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
         allow = cfg.forwarded_allow_ips
         self.forwarded_allow = AllowList(allow.split(",") if isinstance(allow, str) else allow)
+        #: who may send a PROXY header (--proxy-allow-from), when --proxy-protocol is on
+        self.proxy_allow = AllowList(cfg.proxy_allow_ips) if cfg.proxy_protocol != "off" \
+            else None
         self.stopping = False
         self.requests = 0
         #: open WebSocket sessions of WSGI apps, told "going away" (1001) on a graceful stop

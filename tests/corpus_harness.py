@@ -41,8 +41,8 @@ INJECTED_HOST = (b"host", b"localhost")
 RANDOM_SEEDS = (1, 2, 3)
 CHUNKINGS = ("whole", "bytes", *(f"random-{seed}" for seed in RANDOM_SEEDS))
 PROXY_SKIP = (
-    "PROXY protocol is handled before HTTP parsing by protocol/proxy.py + connection.py "
-    "(later issue: 'PROXY protocol v1/v2 support'); not a protocol/h1 concern"
+    "PROXY protocol is handled before HTTP parsing (protocol/proxy.py, proxied.py), not by "
+    "protocol/h1: tests/test_proxy_protocol.py serves these cases end to end"
 )
 # Settings gunicorn applies above the HTTP parser (in building the WSGI environ); at this
 # layer the request must simply reach the app with those fields intact.

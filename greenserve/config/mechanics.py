@@ -40,6 +40,15 @@ def _umask(value: object) -> int:
     return to_int(value)
 
 
+def _proxy_mode(value: object) -> str:
+    # gunicorn before 24.1 had a boolean: True is what "auto" is now.
+    if value is True:
+        return "auto"
+    if value is False or value is None:
+        return "off"
+    return to_str(value).strip().lower()
+
+
 @dataclass(frozen=True, kw_only=True)
 class MechanicsSettings:
     """Server Mechanics."""
@@ -134,6 +143,27 @@ itself (e.g. `-e GEVENT_RESOLVER=ares`).""",
 A comma-separated list of IP addresses or networks (CIDR) whose `X-Forwarded-Proto`-style
 headers are believed; `*` trusts every peer. Unix-socket peers are always trusted. The
 default comes from the `FORWARDED_ALLOW_IPS` environment variable when it is set.""",
+    )
+    proxy_protocol: str = setting(
+        "--proxy-protocol", kind="optional", metavar="MODE", const="auto", default="off",
+        choices=("off", "v1", "v2", "auto"), convert=_proxy_mode,
+        help="Read a PROXY protocol header (v1, v2 or either) at the start of connections.",
+        desc="""\
+For load balancers that send one (HAProxy `send-proxy`/`send-proxy-v2`, AWS NLB with proxy
+protocol): the client address in it becomes the request's (`REMOTE_ADDR`, the ASGI
+`client`, the access log's `%(h)s`). `auto` (the flag without a value) takes v1 or v2; the
+header is optional, so health checks that send plain HTTP still work. Only peers in
+`--proxy-allow-from` may send one (others get 403); a malformed header gets 400. Not with
+`--certfile` (the header would come before the TLS handshake). A config file's `True` means
+`auto`, as older gunicorn versions wrote it.""",
+    )
+    proxy_allow_ips: tuple[str, ...] = setting(
+        "--proxy-allow-from", metavar="VALUE", default=("127.0.0.1", "::1"),
+        default_doc="'127.0.0.1,::1'", convert=checked(to_comma_tuple, each(ip_or_network)),
+        help="Peers allowed to send a PROXY header (comma list, CIDR, '*').",
+        desc="""\
+The balancers' addresses or networks; `*` allows every peer. Forwarded headers
+(`--forwarded-allow-ips`) are still judged by the balancer's address, not the client's.""",
     )
     pythonpath: str | None = setting(
         "--pythonpath", metavar="STRING", default=None, convert=to_opt_str,

@@ -254,8 +254,6 @@ worker_tmp_dir                      --worker-tmp-dir                        valu
 tmp_upload_dir                      -                                       file
 secure_scheme_headers               -                                       file
 paste                               --paste,--paster                        value
-proxy_protocol                      --proxy-protocol                        optional
-proxy_allow_ips                     --proxy-allow-from                      value
 protocol                            --protocol                              value
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
 raw_paste_global_conf               --paste-global                          append
