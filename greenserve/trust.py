@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 from .streams import ConnectionInfo
 
+#: gunicorn's default ``secure_scheme_headers``
+DEFAULT_SCHEME_HEADERS = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https",
+                          "X-FORWARDED-SSL": "on"}
+
 _CACHE_SIZE = 4096
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -47,3 +51,51 @@ class AllowList:
         except ValueError:
             return False
         return any(address in network for network in self.networks)
+
+
+class SchemeConflict(ValueError):
+    """Two secure-scheme headers of one request disagree (gunicorn answers 400)."""
+
+    def __init__(self) -> None:
+        super().__init__("Contradictory scheme headers")
+
+
+class SchemeHeaders:
+    """``secure_scheme_headers``: headers a trusted front end sets to tell the client's scheme.
+
+    As gunicorn: a header in the map whose value is the one mapped means ``https``, any other
+    value ``http``; two that disagree are an error. Names and values compare
+    case-insensitively.
+    """
+
+    def __init__(self, mapping: dict[str, str] | None) -> None:
+        items = (DEFAULT_SCHEME_HEADERS if mapping is None else mapping).items()
+        #: environ key -> the value that means https (WSGI)
+        self.environ_keys = [("HTTP_" + name.upper().replace("-", "_"), value.lower())
+                             for name, value in items]
+        #: lower-case header name -> the value that means https (ASGI)
+        self.header_values = {name.lower().encode("latin-1"): value.lower().encode("latin-1")
+                              for name, value in items}
+
+    def from_environ(self, environ: dict[str, object]) -> str | None:
+        """The scheme the environ's headers say, or None when they say nothing."""
+        scheme = None
+        for key, secure in self.environ_keys:
+            got = environ.get(key)
+            if isinstance(got, str):
+                scheme = _agree(scheme, "https" if got.lower() == secure else "http")
+        return scheme
+
+    def from_headers(self, found: list[tuple[bytes, bytes]]) -> str | None:
+        """The scheme that (lower-case name, value) pairs of scheme headers say, or None."""
+        scheme = None
+        for name, value in found:
+            secure = self.header_values[name]
+            scheme = _agree(scheme, "https" if value.lower() == secure else "http")
+        return scheme
+
+
+def _agree(scheme: str | None, this: str) -> str:
+    if scheme is not None and scheme != this:
+        raise SchemeConflict
+    return this

@@ -33,7 +33,7 @@ from .heartbeat import Heartbeat
 from .protocol.parsers import connection_class
 from .protocol.policy import Limits
 from .streams import ConnectionInfo, InlineStream
-from .trust import AllowList
+from .trust import AllowList, SchemeHeaders
 
 log = logging.getLogger("greenserve.error")
 
@@ -49,6 +49,7 @@ class WorkerState:
         self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
         allow = cfg.forwarded_allow_ips
         self.forwarded_allow = AllowList(allow.split(",") if isinstance(allow, str) else allow)
+        self.scheme_headers = SchemeHeaders(cfg.secure_scheme_headers)
         #: who may send a PROXY header (--proxy-allow-from), when --proxy-protocol is on
         self.proxy_allow = AllowList(cfg.proxy_allow_ips) if cfg.proxy_protocol != "off" \
             else None

@@ -203,3 +203,24 @@ def test_header_value_with_crlf_is_a_500(serve, tmp_path) -> None:  # type: igno
     resp = requests.get(server.url)
     assert resp.status_code == 500 and "evil" not in resp.headers.get("Set-Cookie", "")
     assert server.has_logged("invalid response header value"), server.logs()
+
+
+def test_secure_scheme_headers_from_the_config_file(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("secure_scheme_headers = {'X-Scheme': 'https'}\n")
+    server = serve("-c", str(conf), "wsgi_apps:echo")
+    assert requests.get(server.url, headers={"X-Scheme": "https"}).json()["scheme"] == "https"
+    # The default headers are no longer believed once the map is replaced.
+    assert requests.get(server.url,
+                        headers={"X-Forwarded-Proto": "https"}).json()["scheme"] == "http"
+
+
+@pytest.mark.parametrize("app", ["wsgi_apps:echo", "asgi_apps:app"])
+def test_contradictory_scheme_headers_get_400(serve, app: str) -> None:  # type: ignore[no-untyped-def]
+    server = serve(app)
+    both = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "off"}
+    resp = requests.get(server.url + "/", headers=both)
+    assert (resp.status_code, resp.text) == (400, "400 Contradictory scheme headers\n")
+    assert server.has_logged("400 Contradictory scheme headers")
+    agreeing = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"}
+    assert requests.get(server.url + "/", headers=agreeing).status_code == 200

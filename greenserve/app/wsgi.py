@@ -14,6 +14,7 @@ from ..protocol.events import Headers
 from ..protocol.websocket import HandshakeRejection
 from ..protocol.writer import LocalProtocolError, with_content_length
 from ..streams import ClientDisconnected, InlineStream
+from ..trust import SchemeConflict
 from .websocket import WebSocket, WebSocketOptions, attach_websocket
 from .wsgi_environ import HeaderRefused, build_environ, connection_environ
 from .wsgi_input import WSGIInput
@@ -128,6 +129,10 @@ class WSGIAdapter:
         except HeaderRefused as exc:
             log.info("refused header name with underscore: %s", exc)
             _simple_response(responder, 400, f"header name with underscore: {exc}")
+            return
+        except SchemeConflict as exc:
+            log.info("bad request from %s: 400 %s", _peer(stream), exc)
+            _simple_response(responder, 400, str(exc))
             return
         environ["wsgi.input"] = WSGIInput(stream)
         environ["wsgi.file_wrapper"] = FileWrapper
@@ -267,6 +272,11 @@ def _send_file(wrapper: FileWrapper, responder: WSGIResponder) -> None:
     except (AttributeError, OSError):
         offset = 0
     responder.stream.sendfile(filelike, offset, length)
+
+
+def _peer(stream: InlineStream) -> str:
+    info = stream.info
+    return info.client[0] if info.client else info.unix_path or "-"
 
 
 def _simple_response(responder: WSGIResponder, status: int, message: str,

@@ -20,8 +20,6 @@ class HeaderRefused(ValueError):
 
 # Headers that already have a CGI name of their own.
 _CGI_NAMES = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
-_SECURE = {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}
-_SECURE_KEYS = [("HTTP_" + header.replace("-", "_"), value) for header, value in _SECURE.items()]
 
 
 def split_target(target: bytes) -> tuple[bytes, bytes]:
@@ -115,8 +113,10 @@ def build_environ(
     host = environ.get("HTTP_HOST")
     if host:
         _add_server(environ, host, info.scheme)
-    if trusted and _is_secure(environ):
-        environ["wsgi.url_scheme"] = "https"
+    if trusted:  # secure_scheme_headers (raises SchemeConflict)
+        scheme = state.scheme_headers.from_environ(environ)
+        if scheme is not None:
+            environ["wsgi.url_scheme"] = scheme
     return environ
 
 
@@ -166,10 +166,3 @@ def _add_server(environ: dict[str, Any], host: str, scheme: str) -> None:
         environ["SERVER_NAME"] = host
         environ["SERVER_PORT"] = "443" if scheme == "https" else "80"
 
-
-def _is_secure(environ: dict[str, Any]) -> bool:
-    for key, value in _SECURE_KEYS:
-        got = environ.get(key)
-        if got is not None and got.lower() == value:
-            return True
-    return False

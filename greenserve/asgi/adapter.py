@@ -20,6 +20,7 @@ from ..app.wsgi_environ import HeaderRefused, build_environ
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.websocket import HandshakeRejection, check_handshake, is_websocket_request
 from ..streams import ClientDisconnected, InlineStream
+from ..trust import SchemeConflict
 from .bridge import LoopBridge
 from .http import ASGIApp, HTTPCycle, Receive, Send
 from .lifespan import Lifespan, LifespanFailed
@@ -56,7 +57,11 @@ class ASGIAdapter:
         # Timed only for the access log and the hooks (a clock read less per request).
         started = time.monotonic() if state.access_log is not None or state.request_hooks \
             else 0.0
-        scope = self.scopes.http(request, stream.info)
+        try:
+            scope = self.scopes.http(request, stream.info)
+        except SchemeConflict as exc:
+            self._refuse(stream, exc)
+            return
         req = self._request_info(stream, scope) if state.request_hooks else None
         if req is not None and not self._pre_request(req, stream):
             self._after(stream, req, started)
@@ -86,7 +91,11 @@ class ASGIAdapter:
         if isinstance(handshake, HandshakeRejection):
             refuse_handshake(stream, handshake)
             return
-        scope = self.scopes.websocket(stream.request, stream.info, handshake.subprotocols)
+        try:
+            scope = self.scopes.websocket(stream.request, stream.info, handshake.subprotocols)
+        except SchemeConflict as exc:
+            self._refuse(stream, exc)
+            return
         req = self._request_info(stream, scope)
         if req is not None and not self._pre_request(req, stream):
             self._after(stream, req, started)
@@ -120,6 +129,16 @@ class ASGIAdapter:
             header_map=self.state.cfg.header_map, req_number=self.state.hook_requests,
         )
 
+    def _refuse(self, stream: InlineStream, exc: SchemeConflict) -> None:
+        """Answer 400 before the app runs (contradictory secure-scheme headers)."""
+        info = stream.info
+        log.info("bad request from %s: 400 %s", info.client[0] if info.client else "-", exc)
+        body = f"400 {exc}\n".encode()
+        stream.send_head(400, [(b"Content-Type", b"text/plain; charset=utf-8"),
+                               (b"Content-Length", b"%d" % len(body))])
+        stream.send_data(body)
+        stream.end()
+
     def _pre_request(self, req: RequestInfo, stream: InlineStream) -> bool:
         """Run ``pre_request``; an exception fails the request with a 500 (as for WSGI)."""
         try:
@@ -139,7 +158,7 @@ class ASGIAdapter:
             return
         try:
             environ = build_environ(stream.request, stream.info, self.state)
-        except HeaderRefused:
+        except (HeaderRefused, SchemeConflict):
             environ = {}
         self.state.log_access(stream, environ, time.monotonic() - started)
         if req is not None:

@@ -21,9 +21,6 @@ LIFESPAN_SPEC_VERSION = "2.0"
 
 Scope = dict[str, Any]
 
-# gunicorn's default secure_scheme_headers, lower-cased for ASGI header names.
-_SECURE = {b"x-forwarded-protocol": b"ssl", b"x-forwarded-proto": b"https",
-           b"x-forwarded-ssl": b"on"}
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
 
 
@@ -32,6 +29,7 @@ class ScopeBuilder:
 
     def __init__(self, state: WorkerState, lifespan_state: dict[str, Any]) -> None:
         self.forwarded_allow = state.forwarded_allow
+        self.scheme_headers = state.scheme_headers
         self.root_path: str = state.cfg.root_path
         self.root_raw = self.root_path.encode("utf-8")
         self.lifespan_state = lifespan_state
@@ -44,15 +42,16 @@ class ScopeBuilder:
         else:
             path = raw_path.decode("utf-8", "replace")
         headers = []
-        secure = False
+        scheme_headers = self.scheme_headers.header_values
+        said: list[tuple[bytes, bytes]] | None = None
         for name, value in request.headers:
             lname = name.lower()
             headers.append((lname, value))
-            if lname in _SECURE and _SECURE[lname] == value.lower():
-                secure = True
+            if lname in scheme_headers:
+                said = [(lname, value)] if said is None else [*said, (lname, value)]
         scheme = info.scheme
-        if secure and self._trusted(info):
-            scheme = "https"
+        if said is not None and self._trusted(info):  # may raise SchemeConflict
+            scheme = self.scheme_headers.from_headers(said) or scheme
         version = _VERSIONS.get(request.http_version) or request.http_version.decode("ascii")
         return {
             "type": "http",

@@ -40,6 +40,15 @@ def _umask(value: object) -> int:
     return to_int(value)
 
 
+def _scheme_headers(value: object) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise ValueError("expected a dict of header name -> value strings")
+    return {name.upper(): text for name, text in value.items()}
+
+
 def _proxy_mode(value: object) -> str:
     # gunicorn before 24.1 had a boolean: True is what "auto" is now.
     if value is True:
@@ -143,6 +152,18 @@ itself (e.g. `-e GEVENT_RESOLVER=ares`).""",
 A comma-separated list of IP addresses or networks (CIDR) whose `X-Forwarded-Proto`-style
 headers are believed; `*` trusts every peer. Unix-socket peers are always trusted. The
 default comes from the `FORWARDED_ALLOW_IPS` environment variable when it is set.""",
+    )
+    secure_scheme_headers: dict[str, str] | None = setting(
+        kind="file", default=None, convert=_scheme_headers,
+        default_doc="{'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', "
+                    "'X-FORWARDED-SSL': 'on'}",
+        help="Headers (and values) a trusted front end sets to say the client used https.",
+        desc="""\
+A dict in the config file, as in gunicorn. Believed only from `--forwarded-allow-ips` peers:
+a header in it carrying the mapped value makes the request `https` (`wsgi.url_scheme`, the
+ASGI `scheme`), any other value makes it `http`, and two that disagree get 400
+`Contradictory scheme headers`. Names and values compare case-insensitively. `{}` believes
+no header.""",
     )
     proxy_protocol: str = setting(
         "--proxy-protocol", kind="optional", metavar="MODE", const="auto", default="off",

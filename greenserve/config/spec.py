@@ -252,7 +252,6 @@ spew                                --spew                                  swit
 [Server Mechanics]
 worker_tmp_dir                      --worker-tmp-dir                        value
 tmp_upload_dir                      -                                       file
-secure_scheme_headers               -                                       file
 paste                               --paste,--paster                        value
 protocol                            --protocol                              value
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
