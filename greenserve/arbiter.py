@@ -109,7 +109,7 @@ class Arbiter:
     def start(self) -> None:
         """Hooks, pidfile, signals, listeners, the first workers."""
         if self.cfg.daemon:
-            process.daemonize(keep_stdio=False)
+            process.daemonize(keep_stdio=self.cfg.enable_stdio_inheritance)
             self.pid = os.getpid()
         logs.setup(self.cfg)
         self.hook("on_starting", self)
@@ -129,6 +129,10 @@ class Arbiter:
         for sock in self.LISTENERS:
             log.info("Listening at: %s (%s)", sockets.describe(sock), self.pid)
         log.info("Using worker: gevent")
+        if self.cfg.threads > 1:
+            log.info("--threads %d: each worker serves up to %d requests at once in greenlets "
+                     "(--worker-connections), not threads", self.cfg.threads,
+                     self.cfg.worker_connections)
         systemd.notify(systemd.READY, log)
         if self.cfg.reload and self.cfg.preload_app:
             log.warning("--reload cannot reload code loaded by --preload: new workers get "
@@ -161,7 +165,8 @@ class Arbiter:
     @property
     def proc_name(self) -> str:
         """``-n/--name``, else the app module (gunicorn's default_proc_name)."""
-        return self.cfg.proc_name or self.cfg.app_uri or "greenserve"
+        return (self.cfg.proc_name or self.cfg.default_proc_name or self.cfg.app_uri
+                or "greenserve")
 
     def _enqueue(self, signum: int, frame: object) -> None:
         # A signal handler does as little as possible: the loop does the work.

@@ -32,6 +32,8 @@ def run_worker(arbiter: Arbiter, info: WorkerProcess) -> int:
 
     _patch.patch()
     arbiter.hook("post_patch", info)
+    if cfg.spew:
+        process.spew()
     # greenserve's own modules load with the master's rights (the interpreter may live where
     # the worker user cannot read, e.g. under /root); the app loads with the worker's.
     from . import health as _health  # noqa: F401

@@ -13,6 +13,7 @@ import pwd
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("greenserve.error")
 
@@ -154,3 +155,22 @@ def tune_gc(gen0: int) -> None:
     threshold = gc.get_threshold()
     if gen0 and threshold == _CPYTHON_GC_THRESHOLD:
         gc.set_threshold(gen0, *threshold[1:])
+
+
+def spew() -> None:
+    """``--spew``: print every line this process executes from now on (gunicorn's debug
+    aid): ``module:line: source``, on stdout, in this thread and threads started later."""
+    import linecache
+    import threading
+    from types import FrameType
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            name = frame.f_globals.get("__name__", "?")
+            filename = frame.f_code.co_filename
+            line = linecache.getline(filename, frame.f_lineno).rstrip()
+            sys.stdout.write(f"{name}:{frame.f_lineno}: {line}\n")
+        return trace
+
+    threading.settrace(trace)
+    sys.settrace(trace)

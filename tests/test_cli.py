@@ -92,12 +92,14 @@ def test_bad_cmd_args_name_the_variable() -> None:
 
 
 def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
-    result = greenserve("--check-config", "--spew", "--log-syslog", "cfgapp_basic",
-                        env=child_env(GUNICORN_CMD_ARGS="--threads 4"))
+    result = greenserve("--check-config", "--permit-unconventional-http-version", "--log-syslog",
+                        "cfgapp_basic",
+                        env=child_env(GUNICORN_CMD_ARGS="--log-syslog-prefix app"))
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
         f"greenserve: warning: {flag} is accepted for gunicorn compatibility but not "
-        "implemented yet" for flag in ("--threads", "--spew", "--log-syslog")
+        "implemented yet" for flag in
+        ("--log-syslog-prefix", "--permit-unconventional-http-version", "--log-syslog")
     ]
 
 

@@ -152,3 +152,48 @@ def test_without_reuse_port_the_socket_is_shared(serve) -> None:
     server = serve("-w", "2", "master_apps:app")
     wait_for(lambda: len(children(server.proc.pid)) == 2)
     assert _listening_sockets(server.port) == 1
+
+
+def test_default_proc_name_from_the_config_file(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("setproctitle")
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("default_proc_name = 'shop'\n")
+    server = serve("-c", str(conf), "master_apps:app")
+    named = serve("-c", str(conf), "-n", "web", "master_apps:app")  # --name still wins
+    assert wait_for(lambda: title(server.proc.pid) == "greenserve: master [shop]")
+    assert wait_for(lambda: title(named.proc.pid) == "greenserve: master [web]")
+
+
+def test_stdio_inheritance_keeps_a_daemons_output(tmp_path: Path) -> None:
+    # -R: the daemon's stdout/stderr stay where they were (a file here), not /dev/null.
+    pidfile = tmp_path / "d.pid"
+    out = tmp_path / "out.txt"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(ROOT)]),
+           "PYTHONUNBUFFERED": "1"}
+    with open(out, "w") as stdout:
+        subprocess.run(
+            [sys.executable, "-m", "greenserve", "-D", "-R", "-w", "1", "-p", str(pidfile),
+             "-b", "127.0.0.1:0", "master_apps:app"],
+            env=env, cwd=str(TESTS / "apps"), stdout=stdout, stderr=stdout, check=True,
+            timeout=20)
+    master = wait_for(lambda: pidfile.exists() and int(pidfile.read_text() or 0))
+    try:
+        wait_for(lambda: "Booting worker" in out.read_text())
+    finally:
+        os.kill(master, signal.SIGTERM)
+    wait_for(lambda: not pidfile.exists())
+    assert "Listening at:" in out.read_text()
+
+
+def test_threads_is_accepted_with_a_note(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("--threads", "4", "--worker-tmp-dir", "/dev/shm", "master_apps:app")
+    assert requests.get(server.url + "/", timeout=5).status_code == 200
+    assert server.has_logged("--threads 4: each worker serves up to 1000 requests at once in "
+                             "greenlets (--worker-connections), not threads")
+    assert "not implemented" not in server.logs()
+
+
+def test_spew_prints_the_lines_a_worker_runs(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("--spew", "master_apps:app")
+    assert requests.get(server.url + "/", timeout=20).status_code == 200
+    assert server.has_logged("master_apps:")  # module:line: source, for the app's own lines

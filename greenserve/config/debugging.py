@@ -49,6 +49,11 @@ needed.""",
 Templates or config files the code does not import. Patterns are expanded at every check:
 a file created later is watched from then on (its creation alone restarts nothing).""",
     )
+    spew: bool = setting(
+        "--spew", kind="switch", default=False, convert=to_bool,
+        help="Print every line each worker executes (debugging; very slow).",
+        desc="Installs a trace function in each worker, as gunicorn's `--spew` does.",
+    )
     print_config: bool = setting(
         "--print-config", kind="switch", default=False, convert=to_bool,
         help="Print the resolved configuration, then exit.",

@@ -92,6 +92,13 @@ response length, `f` referer, `a` user agent, `T`/`M`/`D`/`L` request time, `p` 
         help="The error log file; '-' for stderr.",
         desc="Where greenserve's own messages go.",
     )
+    enable_stdio_inheritance: bool = setting(
+        "-R", "--enable-stdio-inheritance", kind="switch", default=False, convert=to_bool,
+        help="Keep stdin/stdout/stderr open in daemon mode (--daemon).",
+        desc="""\
+A daemon normally points them at `/dev/null`. Set `PYTHONUNBUFFERED=1` too if the output
+should not wait in Python's buffers.""",
+    )
     capture_output: bool = setting(
         "--capture-output", kind="switch", default=False, convert=to_bool,
         help="Redirect stdout/stderr to the file in --error-logfile.",

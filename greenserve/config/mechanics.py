@@ -153,6 +153,19 @@ A comma-separated list of IP addresses or networks (CIDR) whose `X-Forwarded-Pro
 headers are believed; `*` trusts every peer. Unix-socket peers are always trusted. The
 default comes from the `FORWARDED_ALLOW_IPS` environment variable when it is set.""",
     )
+    worker_tmp_dir: str | None = setting(
+        "--worker-tmp-dir", metavar="DIR", default=None, convert=to_opt_str,
+        help="Accepted for gunicorn compatibility: the heartbeat lives in shared memory.",
+        desc="""\
+gunicorn keeps each worker's heartbeat in a temporary file there (and `/dev/shm` is the usual
+advice, against disk stalls). greenserve's heartbeat is a shared memory map, so nothing is
+written and the setting has no effect.""",
+    )
+    tmp_upload_dir: str | None = setting(
+        kind="file", default=None, convert=to_opt_str,
+        help="Accepted for gunicorn compatibility; unused (as in gunicorn).",
+        desc="gunicorn documents it as unused and likely to go; greenserve does not use it.",
+    )
     secure_scheme_headers: dict[str, str] | None = setting(
         kind="file", default=None, convert=_scheme_headers,
         default_doc="{'X-FORWARDED-PROTOCOL': 'ssl', 'X-FORWARDED-PROTO': 'https', "

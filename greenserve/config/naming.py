@@ -17,5 +17,12 @@ class NamingSettings:
     proc_name: str | None = setting(
         "-n", "--name", metavar="STRING", default=None, convert=to_opt_str,
         help="The process name shown by ps and top (needs setproctitle).",
-        desc="Without it the name is derived from the app module.",
+        desc="Without it the name is `default_proc_name`, else the app module.",
+    )
+    default_proc_name: str | None = setting(
+        kind="file", default=None, convert=to_opt_str,
+        deviation="unset, the app module is the name (gunicorn also sets it to the app module "
+                  "when it loads the app); 'greenserve' without one",
+        help="The process name when --name is not given (config file only).",
+        desc="As in gunicorn, a value in the config file wins over the app module.",
     )

@@ -246,12 +246,8 @@ class Pending:
 # Sections follow gunicorn's settings reference.
 _PENDING_TABLE = """
 [Worker Processes]
-threads                             --threads                               value
 [Debugging]
-spew                                --spew                                  switch
 [Server Mechanics]
-worker_tmp_dir                      --worker-tmp-dir                        value
-tmp_upload_dir                      -                                       file
 paste                               --paste,--paster                        value
 protocol                            --protocol                              value
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
@@ -265,9 +261,7 @@ syslog_addr                         --log-syslog-to                         valu
 syslog                              --log-syslog                            switch
 syslog_prefix                       --log-syslog-prefix                     value
 syslog_facility                     --log-syslog-facility                   value
-enable_stdio_inheritance            -R,--enable-stdio-inheritance           switch
 [Process Naming]
-default_proc_name                   -                                       file
 [HTTP/2]
 http_protocols                      --http-protocols                        value
 http2_cleartext                     --http2-cleartext                       value

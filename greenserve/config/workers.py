@@ -64,6 +64,15 @@ worker serves ASGI apps too (see `interface`). Any other value (`sync`, `gthread
 path) is accepted with a warning, and greenserve's gevent worker runs anyway.""",
         deviation="gunicorn's default is 'sync'; greenserve is a gevent server, so it is 'gevent'.",
     )
+    threads: int = setting(
+        "--threads", metavar="INT", default=1, convert=checked(to_int, at_least(1)),
+        help="Accepted for gunicorn compatibility: requests run in greenlets, not threads.",
+        desc="""\
+gunicorn uses threads only in its gthread worker (and turns `sync` into gthread when this is
+above 1); with `-k gevent` it ignores the setting, and so does greenserve: each worker serves
+up to `--worker-connections` requests at once in greenlets. A value above 1 is noted once in
+the log.""",
+    )
     worker_connections: int = setting(
         "--worker-connections", metavar="INT", default=1000,
         convert=checked(to_int, at_least(1)),
