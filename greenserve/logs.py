@@ -38,7 +38,7 @@ def setup(cfg: Config) -> AccessLog | RequestReport | None:
     Raises :class:`~greenserve.logconfig.LogConfigError` for a logging configuration
     (``--log-config`` and the like) that cannot be applied.
     """
-    from . import logconfig, metrics
+    from . import logconfig, metrics, syslogging
 
     error = logging.getLogger("greenserve.error")
     access = logging.getLogger("greenserve.access")
@@ -54,11 +54,13 @@ def setup(cfg: Config) -> AccessLog | RequestReport | None:
         error.propagate = False
     _capture_output(cfg.errorlog if cfg.capture_output else None)
     statsd = metrics.configure(cfg, error)
-    line = None
-    if configured:  # as gunicorn: a logging configuration logs access lines
-        line = AccessLog(cfg.access_log_format, access)
-    elif cfg.accesslog is not None:
+    if not configured:
         access.handlers.clear()
+    to_syslog = syslogging.add_handlers(cfg, error, access)
+    line = None
+    if configured or to_syslog:  # as gunicorn: these log access lines
+        line = AccessLog(cfg.access_log_format, access)
+    if cfg.accesslog is not None and not configured:
         access_handler = _handler(cfg.accesslog, sys.stdout)
         access_handler.setFormatter(logging.Formatter("%(message)s"))
         access.addHandler(access_handler)

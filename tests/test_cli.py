@@ -92,14 +92,15 @@ def test_bad_cmd_args_name_the_variable() -> None:
 
 
 def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
-    result = greenserve("--check-config", "--permit-unconventional-http-version", "--log-syslog",
+    result = greenserve("--check-config", "--permit-unconventional-http-version", "--paste",
+                        "dev.ini",
                         "cfgapp_basic",
-                        env=child_env(GUNICORN_CMD_ARGS="--log-syslog-prefix app"))
+                        env=child_env(GUNICORN_CMD_ARGS="--logger-class app.Logger"))
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
         f"greenserve: warning: {flag} is accepted for gunicorn compatibility but not "
         "implemented yet" for flag in
-        ("--log-syslog-prefix", "--permit-unconventional-http-version", "--log-syslog")
+        ("--logger-class", "--permit-unconventional-http-version", "--paste")
     ]
 
 

@@ -227,11 +227,11 @@ def test_default_config_file_is_read_from_the_working_directory(
 
 def test_config_file_hooks_are_set_and_pending_settings_warn(tmp_path: Path) -> None:
     conf = tmp_path / "c.py"
-    conf.write_text("def post_fork(server, worker):\n    pass\nsyslog = True\n")
+    conf.write_text("def post_fork(server, worker):\n    pass\nlogger_class = 'app.Logger'\n")
     cfg, warnings = load_quiet(["-c", str(conf)])
     assert cfg.post_fork.__name__ == "post_fork"
     assert warnings == [
-        f"syslog (in {conf}) is accepted for gunicorn compatibility but not implemented yet",
+        f"logger_class (in {conf}) is accepted for gunicorn compatibility but not implemented yet",
     ]
 
 
@@ -276,8 +276,8 @@ def test_every_pending_gunicorn_flag_is_accepted_with_one_warning(pending: objec
 
 
 def test_pending_flag_from_two_sources_warns_once() -> None:
-    _, warnings = load_quiet(["--log-syslog-prefix", "a"],
-                             {"GUNICORN_CMD_ARGS": "--log-syslog-prefix b"})
+    _, warnings = load_quiet(["--logger-class", "a.B"],
+                             {"GUNICORN_CMD_ARGS": "--logger-class c.D"})
     assert len(warnings) == 1
 
 

@@ -48,6 +48,51 @@ def parse_statsd_address(value: str) -> StatsdAddress:
 
 
 
+SYSLOG_FACILITIES = {
+    "auth": 4, "authpriv": 10, "cron": 9, "daemon": 3, "ftp": 11, "kern": 0, "lpr": 6,
+    "mail": 2, "news": 7, "security": 4, "syslog": 5, "user": 1, "uucp": 8,
+    **{f"local{n}": 16 + n for n in range(8)},
+}
+SyslogAddress = str | tuple[str, int]
+
+
+def parse_syslog_address(value: str) -> tuple[SyslogAddress, str]:
+    """``unix://PATH[#dgram|#stream]``, ``udp://HOST[:PORT]`` or ``tcp://HOST[:PORT]`` (port
+    514 by default) -> (address, "dgram" or "stream"). Raises ValueError saying what to
+    write."""
+    if value.startswith("unix://"):
+        path, _, kind = value[len("unix://"):].partition("#")
+        if not path or kind not in ("", "dgram", "stream"):
+            raise ValueError(f"{value!r}: write unix://PATH, unix://PATH#dgram or #stream")
+        return path, kind or "dgram"
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme not in ("udp", "tcp") or not rest:
+        raise ValueError(f"{value!r}: write udp://HOST:PORT, tcp://HOST:PORT or unix://PATH")
+    host, port = rest, "514"
+    if rest.startswith("["):
+        host, _, tail = rest[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") else port
+    elif ":" in rest:
+        host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{value!r}: write udp://HOST:PORT, tcp://HOST:PORT or unix://PATH")
+    return (host, int(port)), "stream" if scheme == "tcp" else "dgram"
+
+
+def _syslog_addr(value: object) -> str:
+    text = to_str(value)
+    parse_syslog_address(text)
+    return text
+
+
+def _facility(value: object) -> str:
+    text = to_str(value).strip().lower()
+    if text not in SYSLOG_FACILITIES:
+        raise ValueError(f"unknown syslog facility {text!r} (choose from "
+                         f"{', '.join(SYSLOG_FACILITIES)})")
+    return text
+
+
 def _log_dict(value: object) -> dict[str, Any] | None:
     if value is None or value == {}:
         return None
@@ -128,6 +173,37 @@ in the master and every worker; wins over `--log-config-json` and `--log-config`
         "--log-config-json", metavar="FILE", default=None, convert=to_opt_str,
         help="A JSON file holding a logging.dictConfig dictionary.",
         desc="As `logconfig_dict`, read from a file; wins over `--log-config`.",
+    )
+    syslog: bool = setting(
+        "--log-syslog", kind="switch", default=False, convert=to_bool,
+        help="Also send the error log (and the access lines) to syslog.",
+        desc="""\
+In gunicorn's form, `gunicorn.<prefix>.error: [<pid>] <message>` (`.access` for access lines,
+which go to syslog even without `--access-logfile` unless
+`--disable-redirect-access-to-syslog`); the prefix is `--log-syslog-prefix`, else the process
+name with `:` made `.`. Where to: `--log-syslog-to`.""",
+    )
+    syslog_addr: str = setting(
+        "--log-syslog-to", metavar="SYSLOG_ADDR", default="udp://localhost:514",
+        default_doc="platform-specific (Linux: udp://localhost:514)", convert=_syslog_addr,
+        help="Where syslog lines go: udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#type].",
+        desc="`unix:///dev/log` is the local syslog daemon's socket on most Linux systems.",
+    )
+    syslog_prefix: str | None = setting(
+        "--log-syslog-prefix", metavar="SYSLOG_PREFIX", default=None, convert=to_opt_str,
+        help="The program name part of syslog lines (after 'gunicorn.').",
+        desc="Without it, the process name (`--name`, else the app module).",
+    )
+    syslog_facility: str = setting(
+        "--log-syslog-facility", metavar="SYSLOG_FACILITY", default="user", convert=_facility,
+        help="The syslog facility: user, daemon, local0 ... local7, and so on.",
+        desc="The names of `logging.handlers.SysLogHandler`'s facilities.",
+    )
+    disable_redirect_access_to_syslog: bool = setting(
+        "--disable-redirect-access-to-syslog", kind="switch", default=False,
+        convert=to_bool,
+        help="With --log-syslog, keep access lines out of syslog.",
+        desc="Access lines then go only where `--access-logfile` says, if anywhere.",
     )
     statsd_host: str | None = setting(
         "--statsd-host", metavar="STATSD_ADDR", default=None, convert=_statsd_host,

@@ -255,12 +255,7 @@ raw_paste_global_conf               --paste-global                          appe
 permit_unconventional_http_version  --permit-unconventional-http-version    switch
 forwarder_headers                   --forwarder-headers                     value
 [Logging]
-disable_redirect_access_to_syslog   --disable-redirect-access-to-syslog     switch
 logger_class                        --logger-class                          value
-syslog_addr                         --log-syslog-to                         value
-syslog                              --log-syslog                            switch
-syslog_prefix                       --log-syslog-prefix                     value
-syslog_facility                     --log-syslog-facility                   value
 [Process Naming]
 [HTTP/2]
 http_protocols                      --http-protocols                        value

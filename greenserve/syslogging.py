@@ -1,0 +1,45 @@
+"""``--log-syslog``: the error log (and the access log) also go to syslog, as gunicorn's do.
+
+The lines look like gunicorn's, so syslog filters written for them keep matching:
+``gunicorn.<prefix>.error: [<pid>] <message>`` (and ``.access``), where the prefix is
+``--log-syslog-prefix`` or the process name with ``:`` made ``.``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import socket
+from typing import TYPE_CHECKING
+
+from .config.logging import SYSLOG_FACILITIES, parse_syslog_address
+
+if TYPE_CHECKING:
+    from .config import Config
+
+FORMAT = "[%(process)d] %(message)s"
+
+
+def add_handlers(cfg: Config, error: logging.Logger, access: logging.Logger) -> bool:
+    """Add the syslog handlers ``cfg`` asks for; True when access lines go to syslog."""
+    if not cfg.syslog:
+        return False
+    name = cfg.proc_name or cfg.default_proc_name or cfg.app_uri or "greenserve"
+    prefix = cfg.syslog_prefix or name.replace(":", ".")
+    error.addHandler(_handler(cfg, f"gunicorn.{prefix}.error"))
+    if cfg.disable_redirect_access_to_syslog:
+        return False
+    access.addHandler(_handler(cfg, f"gunicorn.{prefix}.access"))
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    return True
+
+
+def _handler(cfg: Config, tag: str) -> logging.Handler:
+    address, kind = parse_syslog_address(cfg.syslog_addr)
+    socktype = socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM
+    handler = logging.handlers.SysLogHandler(
+        address=address, facility=SYSLOG_FACILITIES[cfg.syslog_facility.lower()],
+        socktype=socktype)
+    handler.setFormatter(logging.Formatter(f"{tag}: {FORMAT}"))
+    return handler
