@@ -239,3 +239,37 @@ def http_parser(request: pytest.FixtureRequest) -> Iterator[str]:
     corpus_harness.use_parser(request.param)
     yield request.param
     corpus_harness.use_parser("python")
+
+
+@pytest.fixture
+def udp_receiver() -> Iterator[socket.socket]:
+    """A UDP socket on 127.0.0.1 (a StatsD or syslog server stand-in)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def datagrams(sock: socket.socket, until: str, timeout: float = 10) -> list[str]:
+    """The datagrams ``sock`` receives until one contains ``until`` (or the time is up)."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            lines.append(sock.recv(65536).decode())
+        except TimeoutError:
+            break
+        if until in lines[-1]:
+            break
+    return lines
+
+
+def file_text_with(path: Path, text: str, timeout: float = 10) -> str:
+    """The file's text once it contains ``text`` (what it has when the time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        content = path.read_text() if path.exists() else ""
+        if text in content or time.monotonic() > deadline:
+            return content
+        time.sleep(0.05)

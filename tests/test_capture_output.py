@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import ServerProcess
+from conftest import ServerProcess, file_text_with
 
 APP = '''\
 import sys
@@ -44,19 +44,11 @@ def _start(serve, tmp_path: Path, *args: str) -> tuple[ServerProcess, str]:  # t
             time.sleep(0.1)
 
 
-def _wait_for(path: Path, text: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        content = path.read_text() if path.exists() else ""
-        if text in content or time.monotonic() > deadline:
-            return content
-
-
 def test_prints_go_to_the_error_log_and_follow_usr1(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server, url = _start(serve, tmp_path, "--capture-output")
     log = tmp_path / "error.log"
     assert requests.get(url + "/?one", timeout=5).text == "ok"
-    content = _wait_for(log, "stderr:one")
+    content = file_text_with(log, "stderr:one")
     assert "stdout:one" in content and "stderr:one" in content
     assert "Booting worker with pid" in content  # greenserve's own lines are there too
     # logrotate: move the file away, USR1, and the prints follow to the new file.
@@ -64,7 +56,7 @@ def test_prints_go_to_the_error_log_and_follow_usr1(serve, tmp_path: Path) -> No
     os.kill(server.proc.pid, signal.SIGUSR1)
     time.sleep(1.0)
     assert requests.get(url + "/?two", timeout=5).text == "ok"
-    content = _wait_for(log, "stderr:two")
+    content = file_text_with(log, "stderr:two")
     assert "stdout:two" in content and "stderr:two" in content
     assert "two" not in (tmp_path / "error.log.1").read_text()
 

@@ -34,6 +34,35 @@ def greenserve(*args: str, cwd: Path = APPS, env: dict[str, str] | None = None,
     )
 
 
+def get_root(port: int, retry_for: float = 0.0) -> tuple[int, bytes]:
+    """GET / on 127.0.0.1:port: (status, body), or (0, the error) when it failed; connection
+    errors are retried for ``retry_for`` seconds (a server still starting)."""
+    deadline = time.monotonic() + retry_for
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        try:
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            return response.status, response.read()
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                return 0, repr(exc).encode()
+            time.sleep(0.2)
+        finally:
+            conn.close()
+
+
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM, wait (SIGKILL after 20 s); the process's stderr."""
+    proc.terminate()
+    try:
+        _, stderr = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+    return stderr
+
+
 def test_check_config_succeeds_silently() -> None:
     result = greenserve("--check-config", "cfgapp_basic")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
@@ -134,26 +163,10 @@ def test_a_port_freed_during_the_bind_retries_is_served() -> None:
     )
     time.sleep(1.5)
     busy.close()
-    answer: tuple[int, bytes] = (0, b"")
-    deadline = time.monotonic() + 20
     try:
-        while time.monotonic() < deadline and answer[0] != 200:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
-            try:
-                conn.request("GET", "/")
-                response = conn.getresponse()
-                answer = (response.status, response.read())
-            except OSError:
-                time.sleep(0.2)
-            finally:
-                conn.close()
+        answer = get_root(port, retry_for=20)
     finally:
-        proc.terminate()
-        try:
-            _, stderr = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        stderr = stop(proc)
     assert answer == (200, b"cfgapp_basic\n"), stderr
     assert f"[ERROR] Connection in use: 127.0.0.1:{port}" in stderr
 
@@ -169,21 +182,10 @@ def test_serves_requests_on_an_inherited_fd() -> None:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     listener.close()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     try:
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        answer = (response.status, response.read())
-    except OSError as exc:
-        answer = (0, repr(exc).encode())
+        answer = get_root(port)
     finally:
-        conn.close()
-        proc.terminate()
-        try:
-            _, stderr = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        stderr = stop(proc)
     assert answer == (200, b"cfgapp_basic\n"), stderr
 
 

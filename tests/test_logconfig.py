@@ -13,16 +13,7 @@ from pathlib import Path
 import requests
 from test_cli import APPS, child_env
 
-from conftest import ServerProcess
-
-
-def _wait_for(path: Path, text: str, timeout: float = 10) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        content = path.read_text() if path.exists() else ""
-        if text in content or time.monotonic() > deadline:
-            return content
-        time.sleep(0.05)
+from conftest import ServerProcess, file_text_with
 
 
 def _gunicorn_style(tmp_path: Path) -> dict[str, object]:
@@ -52,18 +43,18 @@ def test_a_gunicorn_logconfig_dict_gets_greenserves_lines(serve, tmp_path: Path)
     server: ServerProcess = serve("-c", str(conf), "wsgi_apps:routes", wait=False)
     deadline = time.monotonic() + 20
     while True:  # the "Listening at" line goes to the file, not to the pipe the fixture reads
-        content = _wait_for(tmp_path / "error.log", "Booting worker")
+        content = file_text_with(tmp_path / "error.log", "Booting worker")
         if "Booting worker" in content or time.monotonic() > deadline:
             break
     assert "INFO|gunicorn.error|Listening at: http://127.0.0.1:" in content
     port = content.split("Listening at: http://127.0.0.1:")[1].split()[0]
     assert requests.get(f"http://127.0.0.1:{port}/hello", timeout=5).text == "hello"
     # Access lines without --access-logfile, as gunicorn logs them with a log config.
-    access = _wait_for(tmp_path / "access.log", "/hello")
+    access = file_text_with(tmp_path / "access.log", "/hello")
     assert access.startswith("INFO|gunicorn.access|127.0.0.1 - - [")
     assert '"GET /hello HTTP/1.1" 200 5' in access
     os.kill(server.proc.pid, signal.SIGWINCH)  # the master logs a debug line about it
-    errors = _wait_for(tmp_path / "error.log", "DEBUG|")
+    errors = file_text_with(tmp_path / "error.log", "DEBUG|")
     # The configuration's level, not --log-level's (info).
     assert "DEBUG|gunicorn.error|SIGWINCH ignored: not daemonized" in errors
     assert server.proc.poll() is None
@@ -75,7 +66,7 @@ def test_log_config_json_and_greenserves_own_logger_names(serve, tmp_path: Path)
                                               "propagate": False}}
     (tmp_path / "log.json").write_text(json.dumps(config))
     serve("--log-config-json", str(tmp_path / "log.json"), "wsgi_apps:routes", wait=False)
-    content = _wait_for(tmp_path / "error.log", "Booting worker", timeout=20)
+    content = file_text_with(tmp_path / "error.log", "Booting worker", timeout=20)
     assert "INFO|greenserve.error|Booting worker with pid" in content
 
 
@@ -110,7 +101,7 @@ args=({str(log)!r},)
 format=ini:%(levelname)s:%(message)s
 """)
     serve("--log-config", str(tmp_path / "logging.ini"), "wsgi_apps:routes", wait=False)
-    content = _wait_for(log, "Booting worker", timeout=20)
+    content = file_text_with(log, "Booting worker", timeout=20)
     assert "ini:INFO:Booting worker with pid" in content
 
 

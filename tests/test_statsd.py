@@ -4,52 +4,27 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from conftest import ServerProcess
+from conftest import ServerProcess, datagrams
 from greenserve.config.logging import parse_statsd_address
 from greenserve.metrics import MetricsHandler, StatsD
-
-
-@pytest.fixture
-def receiver() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock
-    sock.close()
-
-
-def _lines(sock: socket.socket, until: str, timeout: float = 10) -> list[str]:
-    """Datagrams received until one contains ``until`` (or the time is up)."""
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            lines.append(sock.recv(65536).decode())
-        except TimeoutError:
-            break
-        if until in lines[-1]:
-            break
-    return lines
 
 
 def _address(sock: socket.socket) -> str:
     return "127.0.0.1:%d" % sock.getsockname()[1]
 
 
-def test_wsgi_requests_workers_and_errors(serve, receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
-    server: ServerProcess = serve("--statsd-host", _address(receiver), "--statsd-prefix",
+def test_wsgi_requests_workers_and_errors(serve, udp_receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = serve("--statsd-host", _address(udp_receiver), "--statsd-prefix",
                                   "myapp..", "--dogstatsd-tags", "env:test,team:web",
                                   "wsgi_apps:routes")
     assert requests.get(server.url + "/hello", timeout=5).status_code == 200
     assert requests.get(server.url + "/missing", timeout=5).status_code == 404
     assert requests.get(server.url + "/error-before", timeout=5).status_code == 500
-    lines = _lines(receiver, "gunicorn.request.status.500")
+    lines = datagrams(udp_receiver, "gunicorn.request.status.500")
     tags = "|#env:test,team:web"
     assert f"myapp.gunicorn.workers:1|g{tags}" in lines  # the master, at start
     assert lines.count(f"myapp.gunicorn.requests:1|c|@1.0{tags}") >= 3
@@ -63,14 +38,14 @@ def test_wsgi_requests_workers_and_errors(serve, receiver: socket.socket) -> Non
     assert f"myapp.gunicorn.log.exception:1|c|@1.0{tags}" in lines  # the app's traceback
 
 
-def test_asgi_requests_and_the_backlog(serve, receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
-    server: ServerProcess = serve("--statsd-host", _address(receiver), "--enable-backlog-metric",
-                                  "asgi_apps:app")
+def test_asgi_requests_and_the_backlog(serve, udp_receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = serve("--statsd-host", _address(udp_receiver),
+                                  "--enable-backlog-metric", "asgi_apps:app")
     assert requests.get(server.url + "/where", timeout=5).status_code == 200
-    lines = _lines(receiver, "gunicorn.request.status.200")
+    lines = datagrams(udp_receiver, "gunicorn.request.status.200")
     assert "gunicorn.requests:1|c|@1.0" in lines
     assert "gunicorn.request.status.200:1|c|@1.0" in lines
-    lines += _lines(receiver, "gunicorn.backlog", timeout=5)
+    lines += datagrams(udp_receiver, "gunicorn.backlog", timeout=5)
     assert "gunicorn.backlog:0|ms" in lines  # the master, about once a second
 
 
@@ -101,8 +76,8 @@ def test_bad_statsd_addresses(value: str) -> None:
         parse_statsd_address(value)
 
 
-def test_hook_metrics_from_log_extras(receiver: socket.socket) -> None:
-    client = StatsD(("127.0.0.1", receiver.getsockname()[1]), "p")
+def test_hook_metrics_from_log_extras(udp_receiver: socket.socket) -> None:
+    client = StatsD(("127.0.0.1", udp_receiver.getsockname()[1]), "p")
     logger = logging.getLogger("test.statsd.extras")
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -110,6 +85,6 @@ def test_hook_metrics_from_log_extras(receiver: socket.socket) -> None:
     logger.info("queue", extra={"metric": "myapp.queue", "value": 0, "mtype": "gauge"})
     logger.info("hit", extra={"metric": "myapp.hits", "value": 2, "mtype": "counter"})
     logger.warning("careful")
-    lines = _lines(receiver, "gunicorn.log.warning", timeout=5)
+    lines = datagrams(udp_receiver, "gunicorn.log.warning", timeout=5)
     assert lines == ["p.myapp.queue:0|g", "p.myapp.hits:2|c|@1.0",
                      "p.gunicorn.log.warning:1|c|@1.0"]

@@ -3,45 +3,21 @@
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
-from conftest import ServerProcess
+from conftest import ServerProcess, datagrams
 from greenserve.config.logging import parse_syslog_address
 
 
-@pytest.fixture
-def receiver() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock
-    sock.close()
-
-
-def _lines(sock: socket.socket, until: str, timeout: float = 10) -> list[str]:
-    lines: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            lines.append(sock.recv(65536).decode())
-        except TimeoutError:
-            break
-        if until in lines[-1]:
-            break
-    return lines
-
-
-def test_error_and_access_lines_go_to_syslog(serve, receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
-    port = receiver.getsockname()[1]
+def test_error_and_access_lines_go_to_syslog(serve, udp_receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
+    port = udp_receiver.getsockname()[1]
     server: ServerProcess = serve("--log-syslog", "--log-syslog-to", f"udp://127.0.0.1:{port}",
                                   "--log-syslog-facility", "local3", "-n", "shop:web",
                                   "wsgi_apps:routes")
     assert requests.get(server.url + "/hello", timeout=5).text == "hello"
-    lines = _lines(receiver, '"GET /hello HTTP/1.1" 200')
+    lines = datagrams(udp_receiver, '"GET /hello HTTP/1.1" 200')
     # <PRI> = facility * 8 + severity: local3 (19), info (6) -> 158
     assert any(line.startswith("<158>gunicorn.shop.web.error: [") and "Booting worker" in line
                for line in lines), lines
@@ -50,13 +26,13 @@ def test_error_and_access_lines_go_to_syslog(serve, receiver: socket.socket) -> 
     assert server.has_logged("Booting worker")  # the error log still goes to stderr too
 
 
-def test_prefix_and_keeping_access_lines_out(serve, receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
-    port = receiver.getsockname()[1]
+def test_prefix_and_keeping_access_lines_out(serve, udp_receiver: socket.socket) -> None:  # type: ignore[no-untyped-def]
+    port = udp_receiver.getsockname()[1]
     server: ServerProcess = serve("--log-syslog", "--log-syslog-to", f"udp://127.0.0.1:{port}",
                                   "--log-syslog-prefix", "api",
                                   "--disable-redirect-access-to-syslog", "wsgi_apps:routes")
     assert requests.get(server.url + "/hello", timeout=5).text == "hello"
-    lines = _lines(receiver, "access", timeout=2)
+    lines = datagrams(udp_receiver, "access", timeout=2)
     assert any(line.startswith("<14>gunicorn.api.error: [") for line in lines), lines
     assert not any("access" in line for line in lines)
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_cli import APPS, child_env
+from test_cli import APPS, child_env, stop
 
 from greenserve import systemd
 
@@ -27,16 +26,6 @@ def _start(args: list[str], *, env: dict[str, str], fd3: socket.socket | None = 
         pass_fds=(3,) if fd3 is not None else (),
         preexec_fn=(lambda: os.dup2(fd3.fileno(), 3)) if fd3 is not None else None,
     )
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
-    return stderr
 
 
 def _get(connect: tuple[str, int] | str) -> tuple[int, bytes]:
@@ -71,7 +60,7 @@ def test_master_tells_systemd_it_is_ready(tmp_path: Path, abstract: bool) -> Non
         message = receiver.recv(4096)
         answer = _get(("127.0.0.1", port))  # listening by the time it says so
     finally:
-        stderr = _stop(proc)
+        stderr = stop(proc)
         receiver.close()
     assert message == b"READY=1\nSTATUS=Gunicorn arbiter booted", stderr
     assert answer == (200, b"cfgapp_basic\n")
@@ -89,7 +78,7 @@ def test_socket_activation_serves_the_socket_systemd_passed() -> None:
     try:
         answer = _get(("127.0.0.1", port))
     finally:
-        stderr = _stop(proc)
+        stderr = stop(proc)
     assert answer == (200, b"cfgapp_basic\n"), stderr
     assert f"Listening at: http://127.0.0.1:{port}" in stderr
 
@@ -110,7 +99,7 @@ def test_a_unix_socket_passed_in_is_left_in_place(tmp_path: Path, how: str) -> N
     try:
         answer = _get(path)
     finally:
-        stderr = _stop(proc)
+        stderr = stop(proc)
     assert answer == (200, b"cfgapp_basic\n"), stderr
     assert os.path.exists(path)  # systemd's socket: not ours to remove
 
