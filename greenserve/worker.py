@@ -50,6 +50,8 @@ class WorkerState:
         allow = cfg.forwarded_allow_ips
         self.forwarded_allow = AllowList(allow.split(",") if isinstance(allow, str) else allow)
         self.scheme_headers = SchemeHeaders(cfg.secure_scheme_headers)
+        #: header names with '_' a trusted front end may send (--forwarder-headers)
+        self.forwarder_headers = frozenset(cfg.forwarder_headers)
         #: who may send a PROXY header (--proxy-allow-from), when --proxy-protocol is on
         self.proxy_allow = AllowList(cfg.proxy_allow_ips) if cfg.proxy_protocol != "off" \
             else None

@@ -224,3 +224,26 @@ def test_contradictory_scheme_headers_get_400(serve, app: str) -> None:  # type:
     assert server.has_logged("400 Contradictory scheme headers")
     agreeing = {"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"}
     assert requests.get(server.url + "/", headers=agreeing).status_code == 200
+
+
+def test_a_trusted_front_end_mounts_the_app_with_script_name(serve) -> None:  # type: ignore[no-untyped-def]
+    # --forwarder-headers (default SCRIPT_NAME,PATH_INFO), from a --forwarded-allow-ips peer.
+    server = serve("wsgi_apps:echo")
+    echo = requests.get(server.url + "/app/x", headers={"SCRIPT_NAME": "/app"}).json()
+    assert (echo["script_name"], echo["path"]) == ("/app", "/x")
+    assert echo["headers"]["HTTP_SCRIPT_NAME"] == "/app"
+    wrong = requests.get(server.url + "/other", headers={"SCRIPT_NAME": "/app"})
+    assert wrong.status_code == 500  # the front end's configuration is wrong (gunicorn: 500)
+    assert server.has_logged("Request path '/other' does not start with SCRIPT_NAME '/app'")
+
+
+def test_forwarder_headers_only_from_trusted_peers_and_only_listed(serve) -> None:  # type: ignore[no-untyped-def]
+    untrusted = serve("--forwarded-allow-ips", "10.0.0.1", "wsgi_apps:echo")
+    echo = requests.get(untrusted.url + "/app/x", headers={"SCRIPT_NAME": "/app"}).json()
+    assert (echo["script_name"], echo["path"]) == ("", "/app/x")
+    assert "HTTP_SCRIPT_NAME" not in echo["headers"]
+    listed = serve("--forwarder-headers", "remote_user", "wsgi_apps:echo")
+    echo = requests.get(listed.url + "/app/x", headers={"SCRIPT_NAME": "/app",
+                                                         "REMOTE_USER": "ann"}).json()
+    assert echo["headers"].get("HTTP_REMOTE_USER") == "ann"
+    assert (echo["script_name"], echo["path"]) == ("", "/app/x")  # SCRIPT_NAME not listed

@@ -16,7 +16,7 @@ from ..protocol.writer import LocalProtocolError, with_content_length
 from ..streams import ClientDisconnected, InlineStream
 from ..trust import SchemeConflict
 from .websocket import WebSocket, WebSocketOptions, attach_websocket
-from .wsgi_environ import HeaderRefused, build_environ, connection_environ
+from .wsgi_environ import HeaderRefused, ScriptNameMismatch, build_environ, connection_environ
 from .wsgi_input import WSGIInput
 
 if TYPE_CHECKING:
@@ -133,6 +133,10 @@ class WSGIAdapter:
         except SchemeConflict as exc:
             log.info("bad request from %s: 400 %s", _peer(stream), exc)
             _simple_response(responder, 400, str(exc))
+            return
+        except ScriptNameMismatch as exc:  # the front end's configuration, as gunicorn: 500
+            log.error("%s", exc)
+            _simple_response(responder, 500, "Internal Server Error")
             return
         environ["wsgi.input"] = WSGIInput(stream)
         environ["wsgi.file_wrapper"] = FileWrapper

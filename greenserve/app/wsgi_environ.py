@@ -97,7 +97,7 @@ def build_environ(
     trusted = environ.pop(_TRUSTED)
     target = request.target
     path, query = split_target(target)
-    path_info = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
+    full_path = path_info = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
     script_name: str = environ["SCRIPT_NAME"]
     if script_name and path_info.startswith(script_name):
         path_info = path_info[len(script_name) :]
@@ -109,7 +109,9 @@ def build_environ(
     environ["REQUEST_URI"] = raw_uri
     environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.http_version) or (
         "HTTP/" + request.http_version.decode("ascii"))
-    _add_headers(environ, request, state.cfg.header_map)
+    forwarders = state.forwarder_headers if trusted else _NO_FORWARDERS
+    if _add_headers(environ, request, state.cfg.header_map, forwarders):
+        _forwarded_script_name(environ, full_path)
     host = environ.get("HTTP_HOST")
     if host:
         _add_server(environ, host, info.scheme)
@@ -139,11 +141,18 @@ def _header_key(raw_name: bytes, header_map: str) -> str | None:
     return key
 
 
-def _add_headers(environ: dict[str, Any], request: Request, header_map: str) -> None:
+def _add_headers(environ: dict[str, Any], request: Request, header_map: str,
+                 forwarders: frozenset[str]) -> bool:
+    """Add the request's headers; True when a forwarder's SCRIPT_NAME header came."""
     keys = _KEYS
+    script_name = False
     for raw_name, raw_value in request.headers:
         if raw_name in keys:
             key = keys[raw_name]
+        elif forwarders and b"_" in raw_name and _forwarded(raw_name, forwarders):
+            # --forwarder-headers: a trusted front end may send these names with '_'
+            key = "HTTP_" + raw_name.decode("latin-1").upper().replace("-", "_")
+            script_name = script_name or key == "HTTP_SCRIPT_NAME"
         else:
             key = _header_key(raw_name, header_map)
             if b"_" not in raw_name and len(keys) < _KEYS_SIZE:
@@ -156,6 +165,29 @@ def _add_headers(environ: dict[str, Any], request: Request, header_map: str) -> 
             environ[key] = environ[key] + sep + value
         else:
             environ[key] = value
+    return script_name
+
+
+_NO_FORWARDERS: frozenset[str] = frozenset()
+
+
+class ScriptNameMismatch(ValueError):
+    """A front end's SCRIPT_NAME header is not a prefix of the request path (gunicorn: 500)."""
+
+
+def _forwarded(raw_name: bytes, forwarders: frozenset[str]) -> bool:
+    return "*" in forwarders or raw_name.decode("latin-1").upper() in forwarders
+
+
+def _forwarded_script_name(environ: dict[str, Any], full_path: str) -> None:
+    """As gunicorn: a front end's ``SCRIPT_NAME`` header replaces the mount prefix, and the
+    path must start with it."""
+    script_name = environ["HTTP_SCRIPT_NAME"]
+    if not full_path.startswith(script_name):
+        raise ScriptNameMismatch(
+            f"Request path {full_path!r} does not start with SCRIPT_NAME {script_name!r}")
+    environ["SCRIPT_NAME"] = script_name
+    environ["PATH_INFO"] = full_path[len(script_name):]
 
 
 def _add_server(environ: dict[str, Any], host: str, scheme: str) -> None:

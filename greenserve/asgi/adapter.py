@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..app.runtime import AppStartupError
-from ..app.wsgi_environ import HeaderRefused, build_environ
+from ..app.wsgi_environ import HeaderRefused, ScriptNameMismatch, build_environ
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.websocket import HandshakeRejection, check_handshake, is_websocket_request
 from ..streams import ClientDisconnected, InlineStream
@@ -158,7 +158,7 @@ class ASGIAdapter:
             return
         try:
             environ = build_environ(stream.request, stream.info, self.state)
-        except (HeaderRefused, SchemeConflict):
+        except (HeaderRefused, SchemeConflict, ScriptNameMismatch):
             environ = {}
         self.state.log_access(stream, environ, time.monotonic() - started)
         if req is not None:

@@ -40,6 +40,10 @@ def _umask(value: object) -> int:
     return to_int(value)
 
 
+def _upper_comma_tuple(value: object) -> tuple[str, ...]:
+    return tuple(item.upper() for item in to_comma_tuple(value))
+
+
 def _scheme_headers(value: object) -> dict[str, str] | None:
     if value is None:
         return None
@@ -177,6 +181,17 @@ a header in it carrying the mapped value makes the request `https` (`wsgi.url_sc
 ASGI `scheme`), any other value makes it `http`, and two that disagree get 400
 `Contradictory scheme headers`. Names and values compare case-insensitively. `{}` believes
 no header.""",
+    )
+    forwarder_headers: tuple[str, ...] = setting(
+        "--forwarder-headers", metavar="VALUE", default=("SCRIPT_NAME", "PATH_INFO"),
+        default_doc="'SCRIPT_NAME,PATH_INFO'", convert=_upper_comma_tuple,
+        help="Header names with '_' a trusted front end may send (comma list; '*' for all).",
+        desc="""\
+Header names with `_` are dropped (see `--header-map`) because they could pass for names with
+`-`; from a `--forwarded-allow-ips` peer the ones listed here get through as `HTTP_...`. As in
+gunicorn, a `SCRIPT_NAME` header then mounts the app under that prefix for the request
+(`SCRIPT_NAME` set, the prefix cut from `PATH_INFO`); a path that does not start with it is
+answered 500. `''` lets none through.""",
     )
     proxy_protocol: str = setting(
         "--proxy-protocol", kind="optional", metavar="MODE", const="auto", default="off",

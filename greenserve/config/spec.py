@@ -253,7 +253,6 @@ protocol                            --protocol                              valu
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
 raw_paste_global_conf               --paste-global                          append
 permit_unconventional_http_version  --permit-unconventional-http-version    switch
-forwarder_headers                   --forwarder-headers                     value
 [Logging]
 logger_class                        --logger-class                          value
 [Process Naming]
