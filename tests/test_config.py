@@ -227,11 +227,11 @@ def test_default_config_file_is_read_from_the_working_directory(
 
 def test_config_file_hooks_are_set_and_pending_settings_warn(tmp_path: Path) -> None:
     conf = tmp_path / "c.py"
-    conf.write_text("def post_fork(server, worker):\n    pass\nlogger_class = 'app.Logger'\n")
+    conf.write_text("def post_fork(server, worker):\n    pass\npaste = 'dev.ini'\n")
     cfg, warnings = load_quiet(["-c", str(conf)])
     assert cfg.post_fork.__name__ == "post_fork"
     assert warnings == [
-        f"logger_class (in {conf}) is accepted for gunicorn compatibility but not implemented yet",
+        f"paste (in {conf}) is accepted for gunicorn compatibility but not implemented yet",
     ]
 
 
@@ -276,8 +276,7 @@ def test_every_pending_gunicorn_flag_is_accepted_with_one_warning(pending: objec
 
 
 def test_pending_flag_from_two_sources_warns_once() -> None:
-    _, warnings = load_quiet(["--logger-class", "a.B"],
-                             {"GUNICORN_CMD_ARGS": "--logger-class c.D"})
+    _, warnings = load_quiet(["--paste", "a.ini"], {"GUNICORN_CMD_ARGS": "--paste b.ini"})
     assert len(warnings) == 1
 
 
@@ -439,3 +438,12 @@ def test_umask_with_a_leading_zero_is_octal() -> None:
     assert load_quiet(["-m", "0022"])[0].umask == 0o22
     assert load_quiet(["-m", "0o007"])[0].umask == 0o7
     assert load_quiet(["-m", "18"])[0].umask == 18
+
+
+def test_gunicorns_logger_classes_and_no_control_socket_are_silent() -> None:
+    _, warnings = load_quiet(["--logger-class", "gunicorn.instrument.statsd.Statsd",
+                              "--no-control-socket"])
+    assert warnings == []
+    _, warnings = load_quiet(["--logger-class", "myapp.logs.Logger"])
+    assert warnings == ["--logger-class 'myapp.logs.Logger' is not supported; greenserve's "
+                        "logging is used (customise it with --log-config or logconfig_dict)"]

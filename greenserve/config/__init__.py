@@ -22,6 +22,7 @@ from typing import Any, Literal, NoReturn
 from greenserve import __version__
 
 from .configfile import ConfigFileError, ConfigFileSettings, read_config_file
+from .control import ControlSettings
 from .debugging import DebuggingSettings
 from .greenserve import GreenserveSettings
 from .hooks import HookSettings
@@ -44,7 +45,7 @@ __all__ = [
 SECTIONS: tuple[type, ...] = (
     ConfigFileSettings, SocketSettings, WorkerSettings, SecuritySettings, DebuggingSettings,
     MechanicsSettings, LoggingSettings, NamingSettings, HookSettings, SSLSettings,
-    GreenserveSettings,
+    ControlSettings, GreenserveSettings,
 )
 #: environment variables parsed like the command line, lowest precedence first
 CMD_ARGS_VARS = ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS")
@@ -55,7 +56,7 @@ RunMode = Literal["print", "check", "serve"]
 
 @dataclass(frozen=True, kw_only=True)
 class Config(
-    GreenserveSettings, SSLSettings, HookSettings, NamingSettings, LoggingSettings,
+    GreenserveSettings, ControlSettings, SSLSettings, HookSettings, NamingSettings, LoggingSettings,
     MechanicsSettings, DebuggingSettings, SecuritySettings, WorkerSettings, SocketSettings,
     ConfigFileSettings,
 ):

@@ -93,6 +93,19 @@ def _facility(value: object) -> str:
     return text
 
 
+_GUNICORN_LOGGERS = frozenset({
+    "gunicorn.glogging.Logger", "gunicorn.instrument.statsd.Statsd",
+    "glogging.Logger", "statsd.Statsd",
+})
+
+
+def _advise_logger_class(value: str) -> str | None:
+    if value in _GUNICORN_LOGGERS:
+        return None
+    return (f"--logger-class {value!r} is not supported; greenserve's logging is used "
+            "(customise it with --log-config or logconfig_dict)")
+
+
 def _log_dict(value: object) -> dict[str, Any] | None:
     if value is None or value == {}:
         return None
@@ -143,6 +156,16 @@ response length, `f` referer, `a` user agent, `T`/`M`/`D`/`L` request time, `p` 
         desc="""\
 A daemon normally points them at `/dev/null`. Set `PYTHONUNBUFFERED=1` too if the output
 should not wait in Python's buffers.""",
+    )
+    logger_class: str = setting(
+        "--logger-class", metavar="STRING", default="gunicorn.glogging.Logger",
+        convert=to_str, advise=_advise_logger_class,
+        help="Accepted for gunicorn compatibility: greenserve's logging is used.",
+        desc="""\
+gunicorn's own classes (`gunicorn.glogging.Logger`, and `gunicorn.instrument.statsd.Statsd`,
+which `--statsd-host` selects anyway) are accepted silently: greenserve's logging does what
+they do. A class of your own is accepted with a warning and not used; a logging
+configuration (`--log-config`, `logconfig_dict`) is the way to customise greenserve's logs.""",
     )
     capture_output: bool = setting(
         "--capture-output", kind="switch", default=False, convert=to_bool,

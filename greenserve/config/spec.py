@@ -254,7 +254,6 @@ uwsgi_allow_ips                     --uwsgi-allow-from                      valu
 raw_paste_global_conf               --paste-global                          append
 permit_unconventional_http_version  --permit-unconventional-http-version    switch
 [Logging]
-logger_class                        --logger-class                          value
 [Process Naming]
 [HTTP/2]
 http_protocols                      --http-protocols                        value
@@ -277,7 +276,6 @@ dirty_worker_exit                   -                                       file
 [Control]
 control_socket                      --control-socket                        value
 control_socket_mode                 --control-socket-mode                   value
-control_socket_disable              --no-control-socket                     switch
 """
 
 _PENDING_KINDS: dict[str, PendingKind] = {
