@@ -166,7 +166,7 @@ class Arbiter:
     def proc_name(self) -> str:
         """``-n/--name``, else the app module (gunicorn's default_proc_name)."""
         return (self.cfg.proc_name or self.cfg.default_proc_name or self.cfg.app_uri
-                or "greenserve")
+                or self.cfg.paste or "greenserve")
 
     def _enqueue(self, signum: int, frame: object) -> None:
         # A signal handler does as little as possible: the loop does the work.

@@ -9,6 +9,7 @@ to those, unless the configuration set up greenserve's loggers itself.
 
 from __future__ import annotations
 
+import configparser
 import copy
 import json
 import logging
@@ -50,8 +51,24 @@ class LogConfigError(RuntimeError):
 
 
 def given(cfg: Config) -> bool:
-    """Whether ``cfg`` has a logging configuration (dict, JSON file or ini file)."""
-    return bool(cfg.logconfig_dict or cfg.logconfig_json or cfg.logconfig)
+    """Whether ``cfg`` has a logging configuration (dict, JSON file, ini file, or the
+    ``[loggers]`` of a ``--paste`` file)."""
+    return bool(cfg.logconfig_dict or cfg.logconfig_json or cfg.logconfig
+                or _paste_logging(cfg))
+
+
+def _paste_logging(cfg: Config) -> str | None:
+    """The ``--paste`` ini file, when it has a ``[loggers]`` section (gunicorn uses it)."""
+    if not cfg.paste:
+        return None
+    from .app.paste import config_file
+
+    path = config_file(cfg.paste)
+    if path is None:
+        return None
+    parser = configparser.ConfigParser()
+    parser.read([path])
+    return path if parser.has_section("loggers") else None
 
 
 def apply(cfg: Config) -> None:
@@ -64,18 +81,19 @@ def apply(cfg: Config) -> None:
         elif cfg.logconfig_json:
             with open(cfg.logconfig_json, encoding="utf-8") as fh:
                 _dict_config(json.load(fh))
-        elif cfg.logconfig:
-            if not os.path.exists(cfg.logconfig):
-                raise LogConfigError(f"log config '{cfg.logconfig}' not found")
-            defaults = {"__file__": cfg.logconfig, "here": os.path.dirname(cfg.logconfig)}
-            logging.config.fileConfig(cfg.logconfig, defaults=defaults,
-                                      disable_existing_loggers=False)
+        elif cfg.logconfig or _paste_logging(cfg):
+            path = cfg.logconfig or _paste_logging(cfg) or ""
+            if not os.path.exists(path):
+                raise LogConfigError(f"log config '{path}' not found")
+            defaults = {"__file__": path, "here": os.path.dirname(path)}
+            logging.config.fileConfig(path, defaults=defaults, disable_existing_loggers=False)
     except LogConfigError:
         raise
-    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError,
+            configparser.Error) as exc:
         source = "logconfig_dict" if cfg.logconfig_dict else (
             f"--log-config-json {cfg.logconfig_json}" if cfg.logconfig_json
-            else f"--log-config {cfg.logconfig}")
+            else f"--log-config {cfg.logconfig}" if cfg.logconfig else f"--paste {cfg.paste}")
         raise LogConfigError(f"{source}: {exc}") from None
     for mine, theirs in ROUTES.items():
         _route(logging.getLogger(mine), logging.getLogger(theirs))

@@ -146,6 +146,8 @@ def check_app_spec(cfg: Config) -> None:
         check_mount_specs(cfg)
         if not cfg.app_uri:
             return
+    if cfg.paste:
+        return  # checked when loaded (a file, PasteDeploy)
     parse_app_uri(cfg.app_uri or "")
 
 
@@ -158,10 +160,15 @@ def load_app(cfg: Config) -> Callable[..., Any] | Mounts:
         from .mount import load_mounts
 
         return load_mounts(cfg)
-    if not cfg.app_uri:
+    if not (cfg.app_uri or cfg.paste):
         raise AppLoadError("No application module specified.")
     extend_sys_path(cfg)
-    app = import_app(cfg.app_uri)
+    if cfg.paste:  # wins over APP_MODULE, as in gunicorn
+        from . import paste
+
+        app = paste.load(cfg)
+    else:
+        app = import_app(cfg.app_uri or "")
     detect_interface(app, cfg.interface)  # a wrong --interface fails here, in one line
     return app
 

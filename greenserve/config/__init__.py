@@ -424,7 +424,7 @@ def run_mode(cfg: Config) -> RunMode:
     """
     if cfg.print_config:
         return "print"
-    if not cfg.app_uri and not cfg.mount:
+    if not cfg.app_uri and not cfg.mount and not cfg.paste:
         raise ConfigError("No application module specified.")
     return "check" if cfg.check_config else "serve"
 

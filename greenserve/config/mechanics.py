@@ -182,6 +182,20 @@ ASGI `scheme`), any other value makes it `http`, and two that disagree get 400
 `Contradictory scheme headers`. Names and values compare case-insensitively. `{}` believes
 no header.""",
     )
+    paste: str | None = setting(
+        "--paste", "--paster", metavar="STRING", default=None, convert=to_opt_str,
+        help="Load the app from a PasteDeploy ini file (FILE[#name], or a config:/egg: URI).",
+        desc="""\
+As gunicorn: the app of the file's `[app:main]` section (or `FILE#name`), instead of
+APP_MODULE; a `[loggers]` section configures logging too, unless `--log-config` or the like
+is given. Needs the PasteDeploy package (`pip install greenserve[paste]`).""",
+    )
+    raw_paste_global_conf: tuple[str, ...] = setting(
+        "--paste-global", kind="append", metavar="CONF", default=(), default_doc="[]",
+        convert=checked(to_str_tuple, each(key_value)),
+        help="A KEY=VALUE for the PasteDeploy global configuration (repeatable).",
+        desc="What `%(KEY)s` in the ini file and the app factory's global_conf see.",
+    )
     forwarder_headers: tuple[str, ...] = setting(
         "--forwarder-headers", metavar="VALUE", default=("SCRIPT_NAME", "PATH_INFO"),
         default_doc="'SCRIPT_NAME,PATH_INFO'", convert=_upper_comma_tuple,

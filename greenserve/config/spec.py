@@ -248,10 +248,8 @@ _PENDING_TABLE = """
 [Worker Processes]
 [Debugging]
 [Server Mechanics]
-paste                               --paste,--paster                        value
 protocol                            --protocol                              value
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
-raw_paste_global_conf               --paste-global                          append
 permit_unconventional_http_version  --permit-unconventional-http-version    switch
 [Logging]
 [Process Naming]
