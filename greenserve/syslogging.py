@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import socket
+import sys
 from typing import TYPE_CHECKING
 
 from .config.logging import SYSLOG_FACILITIES, parse_syslog_address
+from .logconfig import LogConfigError
 
 if TYPE_CHECKING:
     from .config import Config
@@ -35,11 +37,29 @@ def add_handlers(cfg: Config, error: logging.Logger, access: logging.Logger) -> 
     return True
 
 
+class _SysLogHandler(logging.handlers.SysLogHandler):
+    """Says once on stderr that syslog is unreachable, instead of a traceback a record."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            sys.stderr.write(f"greenserve: syslog at {self.address!r} is unreachable; "
+                             "its lines are dropped\n")
+
+
 def _handler(cfg: Config, tag: str) -> logging.Handler:
     address, kind = parse_syslog_address(cfg.syslog_addr)
     socktype = socket.SOCK_STREAM if kind == "stream" else socket.SOCK_DGRAM
-    handler = logging.handlers.SysLogHandler(
-        address=address, facility=SYSLOG_FACILITIES[cfg.syslog_facility.lower()],
-        socktype=socktype)
+    try:
+        if isinstance(address, str):  # SysLogHandler would only fail at each record
+            with socket.socket(socket.AF_UNIX, socktype) as probe:
+                probe.connect(address)
+        handler = _SysLogHandler(
+            address=address, facility=SYSLOG_FACILITIES[cfg.syslog_facility.lower()],
+            socktype=socktype)
+    except OSError as exc:
+        raise LogConfigError(f"--log-syslog-to {cfg.syslog_addr}: {exc}") from None
     handler.setFormatter(logging.Formatter(f"{tag}: {FORMAT}"))
     return handler

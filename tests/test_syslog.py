@@ -58,3 +58,15 @@ def test_bad_syslog_settings_are_one_line_errors() -> None:
     result = greenserve("--log-syslog-facility", "nope", "--check-config", "cfgapp_basic")
     assert result.returncode == 2
     assert "unknown syslog facility 'nope'" in result.stderr
+
+
+def test_an_unreachable_unix_syslog_is_one_line_at_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from test_cli import greenserve
+
+    missing = tmp_path / "no-such-log"
+    result = greenserve("--log-syslog", "--log-syslog-to", f"unix://{missing}", "-b",
+                        "127.0.0.1:0", "cfgapp_basic")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"greenserve: error: --log-syslog-to unix://{missing}: [Errno 2] No such file or "
+        "directory"]
