@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class StatsD:
         self.suffix = f"|#{tags}" if tags else ""
         self._sock: socket.socket | None = None
         self._pid = 0
+        self._quiet_until = 0.0
 
     def gauge(self, name: str, value: float) -> None:
         self._send(f"{self.prefix}{name}:{value}|g")
@@ -64,8 +66,13 @@ class StatsD:
             sock = self._socket()
             sock.send((line + self.suffix).encode("utf-8"))
         except OSError:
-            log.warning("Error sending message to statsd", exc_info=True,
-                        extra={_QUIET: True})
+            # gunicorn's warning, but at most once a minute: a StatsD server that is down
+            # would otherwise add a traceback to the log for every request.
+            now = time.monotonic()
+            if now >= self._quiet_until:
+                self._quiet_until = now + 60
+                log.warning("Error sending message to statsd", exc_info=True,
+                            extra={_QUIET: True})
 
     def _socket(self) -> socket.socket:
         import socket

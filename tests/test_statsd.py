@@ -57,6 +57,7 @@ def test_an_unreachable_statsd_does_not_fail_requests(serve) -> None:  # type: i
     for _ in range(5):
         assert requests.get(server.url + "/hello", timeout=5).text == "hello"
     assert server.has_logged("Error sending message to statsd")
+    assert server.logs().count("Error sending message to statsd") == 1  # once a minute
 
 
 @pytest.mark.parametrize(("value", "address"), [
