@@ -546,7 +546,7 @@ class HTTPConnection:
 
     def _reject(self, error: ProtocolError) -> None:
         """Answer a request we refuse, log it, and let the caller close."""
-        peer = self.info.client[0] if self.info.client else self.info.unix_path or "-"
+        peer = self.info.peer
         if error.status_code is None:
             log.debug("closing connection from %s: %s", peer, error.reason)
             return

@@ -47,6 +47,11 @@ class ConnectionInfo:
     #: the balancer's address when a PROXY header named ``client`` (--proxy-protocol)
     proxy: tuple[str, int] | None = None
 
+    @property
+    def peer(self) -> str:
+        """Who is on the other end, as log lines name it: an address, a unix path, or -."""
+        return self.client[0] if self.client else self.unix_path or "-"
+
 
 class InlineStream:
     """A request/response pair on an HTTP/1 connection (see module docstring)."""
@@ -105,6 +110,15 @@ class InlineStream:
     def end(self, trailers: Headers | None = None) -> None:
         """Finish the response."""
         self.conn.write(self.conn.proto.send_end(trailers))
+
+    def send_text(self, status: int, text: str, headers: Headers | None = None) -> None:
+        """A whole short ``text/plain`` response (``"<status> <text>\n"``): what the server
+        answers itself, before or instead of the app."""
+        body = f"{status} {text}\n".encode()
+        self.send_head(status, [(b"Content-Type", b"text/plain; charset=utf-8"),
+                                (b"Content-Length", b"%d" % len(body)), *(headers or ())])
+        self.send_data(body)
+        self.end()
 
     def sendfile(self, fileobj: object, offset: int, count: int | None) -> int:
         """Send file bytes straight from the kernel; returns the bytes sent."""

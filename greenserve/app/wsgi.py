@@ -131,7 +131,7 @@ class WSGIAdapter:
             _simple_response(responder, 400, f"header name with underscore: {exc}")
             return
         except SchemeConflict as exc:
-            log.info("bad request from %s: 400 %s", _peer(stream), exc)
+            log.info("bad request from %s: 400 %s", stream.info.peer, exc)
             _simple_response(responder, 400, str(exc))
             return
         except ScriptNameMismatch as exc:  # the front end's configuration, as gunicorn: 500
@@ -276,11 +276,6 @@ def _send_file(wrapper: FileWrapper, responder: WSGIResponder) -> None:
     except (AttributeError, OSError):
         offset = 0
     responder.stream.sendfile(filelike, offset, length)
-
-
-def _peer(stream: InlineStream) -> str:
-    info = stream.info
-    return info.client[0] if info.client else info.unix_path or "-"
 
 
 def _simple_response(responder: WSGIResponder, status: int, message: str,

@@ -131,13 +131,8 @@ class ASGIAdapter:
 
     def _refuse(self, stream: InlineStream, exc: SchemeConflict) -> None:
         """Answer 400 before the app runs (contradictory secure-scheme headers)."""
-        info = stream.info
-        log.info("bad request from %s: 400 %s", info.client[0] if info.client else "-", exc)
-        body = f"400 {exc}\n".encode()
-        stream.send_head(400, [(b"Content-Type", b"text/plain; charset=utf-8"),
-                               (b"Content-Length", b"%d" % len(body))])
-        stream.send_data(body)
-        stream.end()
+        log.info("bad request from %s: 400 %s", stream.info.peer, exc)
+        stream.send_text(400, str(exc))
 
     def _pre_request(self, req: RequestInfo, stream: InlineStream) -> bool:
         """Run ``pre_request``; an exception fails the request with a 500 (as for WSGI)."""
@@ -145,11 +140,7 @@ class ASGIAdapter:
             self.state.cfg.pre_request(self.state.worker, req)
         except Exception:
             log.exception("Error handling request %s", req.uri)
-            body = b"500 Internal Server Error\n"
-            stream.send_head(500, [(b"Content-Type", b"text/plain; charset=utf-8"),
-                                   (b"Content-Length", b"%d" % len(body))])
-            stream.send_data(body)
-            stream.end()
+            stream.send_text(500, "Internal Server Error")
             return False
         return True
 

@@ -52,12 +52,7 @@ _LOST = 1006
 def refuse_handshake(stream: InlineStream, rejection: HandshakeRejection) -> None:
     """Answer a broken handshake (426, 400) without calling the app."""
     log.info("refused WebSocket handshake: %d %s", rejection.status_code, rejection.reason)
-    body = f"{rejection.status_code} {rejection.reason}\n".encode()
-    headers = [(b"Content-Type", b"text/plain; charset=utf-8"),
-               (b"Content-Length", b"%d" % len(body)), *rejection.headers]
-    stream.send_head(rejection.status_code, headers)
-    stream.send_data(body)
-    stream.end()
+    stream.send_text(rejection.status_code, rejection.reason, rejection.headers)
 
 
 def serve_websocket(adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any],
