@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import logs, metrics, process, sockets, systemd
 from .config import Config
+from .config.naming import process_name
 from .heartbeat import Heartbeat
 
 if TYPE_CHECKING:
@@ -164,9 +165,8 @@ class Arbiter:
 
     @property
     def proc_name(self) -> str:
-        """``-n/--name``, else the app module (gunicorn's default_proc_name)."""
-        return (self.cfg.proc_name or self.cfg.default_proc_name or self.cfg.app_uri
-                or self.cfg.paste or "greenserve")
+        """``-n/--name``, else the app (see ``config.naming.process_name``)."""
+        return process_name(self.cfg)
 
     def _enqueue(self, signum: int, frame: object) -> None:
         # A signal handler does as little as possible: the loop does the work.

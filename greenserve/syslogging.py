@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from .config.logging import SYSLOG_FACILITIES, parse_syslog_address
+from .config.naming import process_name
 from .logconfig import LogConfigError
 
 if TYPE_CHECKING:
@@ -26,8 +27,7 @@ def add_handlers(cfg: Config, error: logging.Logger, access: logging.Logger) -> 
     """Add the syslog handlers ``cfg`` asks for; True when access lines go to syslog."""
     if not cfg.syslog:
         return False
-    name = cfg.proc_name or cfg.default_proc_name or cfg.app_uri or "greenserve"
-    prefix = cfg.syslog_prefix or name.replace(":", ".")
+    prefix = cfg.syslog_prefix or process_name(cfg).replace(":", ".")
     error.addHandler(_handler(cfg, f"gunicorn.{prefix}.error"))
     if cfg.disable_redirect_access_to_syslog:
         return False

@@ -72,7 +72,8 @@ class HubSelector(selectors.BaseSelector):
 
     def __init__(self, hub: Any, loophook: loophook.ThreadHook) -> None:
         self._sel = _RealSelector()
-        self._loophook = loophook
+        #: the switch hook of the loop's thread (the loop's park and eager steps tell it)
+        self.loophook = loophook
         fileno = getattr(self._sel, "fileno", None)
         if fileno is None:
             raise RuntimeError(f"{_RealSelector.__name__} has no pollable fd: the asyncio "
@@ -132,13 +133,13 @@ class HubSelector(selectors.BaseSelector):
         loop = _get_running_loop()
         if loop is not None:
             _set_running_loop(None)
-            self._loophook.left()
+            self.loophook.left()
         try:
             hub.switch()
         finally:
             if loop is not None:
                 _set_running_loop(loop)
-                self._loophook.entered()
+                self.loophook.entered()
             self._parked = None
             self._woken = False
             self._io.stop()
@@ -241,7 +242,6 @@ class LoopBridge:
         self._thread_slots: asyncio.Semaphore | None = None
         self._real_pool: gevent.threadpool.ThreadPool | None = None
         self._unshare: Callable[[], None] = lambda: None
-        self._loophook: loophook.ThreadHook | None = None
         #: the gevent hub of the thread that started the loop
         self.hub: Any = None
 
@@ -262,9 +262,8 @@ class LoopBridge:
 
     def start(self) -> None:
         """Create the loop and its greenlet; returns once the loop runs."""
-        self._loophook = hook = loophook.install()
         self.hub = gevent.get_hub()
-        loop = GreenletEventLoop(HubSelector(self.hub, hook))
+        loop = GreenletEventLoop(HubSelector(self.hub, loophook.install()))
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             max_workers=self.executor_size, thread_name_prefix="asyncio-executor"))
         self._loop = loop
@@ -323,7 +322,7 @@ class LoopBridge:
             loop._hub_selector.wakeup()
             return task
         ready, timers = len(loop._ready), len(loop._scheduled)  # type: ignore[attr-defined]
-        _run_step(loop, self._loophook, step, context, task)  # type: ignore[arg-type]
+        _run_step(loop, loop._hub_selector.loophook, step, context, task)
         if (not task.done() or len(loop._ready) != ready  # type: ignore[attr-defined]
                 or len(loop._scheduled) != timers):  # type: ignore[attr-defined]
             loop._hub_selector.wakeup()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .spec import setting, to_opt_str
+
+if TYPE_CHECKING:
+    from . import Config
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,3 +29,9 @@ class NamingSettings:
         help="The process name when --name is not given (config file only).",
         desc="As in gunicorn, a value in the config file wins over the app module.",
     )
+
+
+def process_name(cfg: Config) -> str:
+    """The name processes and syslog lines carry: ``--name``, else ``default_proc_name``,
+    else the app (module or ``--paste`` file), else ``greenserve``."""
+    return cfg.proc_name or cfg.default_proc_name or cfg.app_uri or cfg.paste or "greenserve"
