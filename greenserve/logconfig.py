@@ -15,6 +15,7 @@ import json
 import logging
 import logging.config
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,11 +51,29 @@ class LogConfigError(RuntimeError):
     """The logging configuration could not be applied; the message is one line."""
 
 
-def given(cfg: Config) -> bool:
-    """Whether ``cfg`` has a logging configuration (dict, JSON file, ini file, or the
-    ``[loggers]`` of a ``--paste`` file)."""
-    return bool(cfg.logconfig_dict or cfg.logconfig_json or cfg.logconfig
-                or _paste_logging(cfg))
+@dataclass(frozen=True)
+class Source:
+    """Where a logging configuration comes from: ``kind`` is ``dict``, ``json`` or ``ini``;
+    ``label`` names it in error messages; ``path`` is the file (empty for the dict)."""
+
+    kind: str
+    label: str
+    path: str = ""
+
+
+def source(cfg: Config) -> Source | None:
+    """The logging configuration ``cfg`` has, by precedence (dict, JSON file, ini file, a
+    ``--paste`` file with a ``[loggers]`` section), or None."""
+    if cfg.logconfig_dict:
+        return Source("dict", "logconfig_dict")
+    if cfg.logconfig_json:
+        return Source("json", f"--log-config-json {cfg.logconfig_json}", cfg.logconfig_json)
+    if cfg.logconfig:
+        return Source("ini", f"--log-config {cfg.logconfig}", cfg.logconfig)
+    paste = _paste_logging(cfg)
+    if paste is not None:
+        return Source("ini", f"--paste {cfg.paste}", paste)
+    return None
 
 
 def _paste_logging(cfg: Config) -> str | None:
@@ -71,30 +90,28 @@ def _paste_logging(cfg: Config) -> str | None:
     return path if parser.has_section("loggers") else None
 
 
-def apply(cfg: Config) -> None:
-    """Apply the configuration, then route greenserve's loggers (see the module doc)."""
+def apply(cfg: Config, where: Source) -> None:
+    """Apply the configuration ``where`` names, then route greenserve's loggers (see the
+    module doc)."""
     for name in ROUTES:
         logging.getLogger(name).handlers.clear()
     try:
-        if cfg.logconfig_dict:
-            _dict_config(dict(cfg.logconfig_dict))
-        elif cfg.logconfig_json:
-            with open(cfg.logconfig_json, encoding="utf-8") as fh:
+        if where.kind == "dict":
+            _dict_config(dict(cfg.logconfig_dict or {}))
+        elif where.kind == "json":
+            with open(where.path, encoding="utf-8") as fh:
                 _dict_config(json.load(fh))
-        elif cfg.logconfig or _paste_logging(cfg):
-            path = cfg.logconfig or _paste_logging(cfg) or ""
-            if not os.path.exists(path):
-                raise LogConfigError(f"log config '{path}' not found")
-            defaults = {"__file__": path, "here": os.path.dirname(path)}
-            logging.config.fileConfig(path, defaults=defaults, disable_existing_loggers=False)
+        else:
+            if not os.path.exists(where.path):
+                raise LogConfigError(f"log config '{where.path}' not found")
+            defaults = {"__file__": where.path, "here": os.path.dirname(where.path)}
+            logging.config.fileConfig(where.path, defaults=defaults,
+                                      disable_existing_loggers=False)
     except LogConfigError:
         raise
     except (OSError, ValueError, TypeError, AttributeError, ImportError, KeyError,
             configparser.Error) as exc:
-        source = "logconfig_dict" if cfg.logconfig_dict else (
-            f"--log-config-json {cfg.logconfig_json}" if cfg.logconfig_json
-            else f"--log-config {cfg.logconfig}" if cfg.logconfig else f"--paste {cfg.paste}")
-        raise LogConfigError(f"{source}: {exc}") from None
+        raise LogConfigError(f"{where.label}: {exc}") from None
     for mine, theirs in ROUTES.items():
         _route(logging.getLogger(mine), logging.getLogger(theirs))
 

@@ -42,9 +42,10 @@ def setup(cfg: Config) -> AccessLog | RequestReport | None:
 
     error = logging.getLogger("greenserve.error")
     access = logging.getLogger("greenserve.access")
-    configured = logconfig.given(cfg)
-    if configured:
-        logconfig.apply(cfg)  # routes both loggers, as the configuration says
+    where = logconfig.source(cfg)
+    configured = where is not None
+    if where is not None:
+        logconfig.apply(cfg, where)  # routes both loggers, as the configuration says
     else:
         error.handlers.clear()
         handler = _handler(cfg.errorlog, sys.stderr)
@@ -52,21 +53,19 @@ def setup(cfg: Config) -> AccessLog | RequestReport | None:
         error.addHandler(handler)
         error.setLevel(LEVELS.get(cfg.loglevel.lower(), logging.INFO))
         error.propagate = False
+        access.handlers.clear()
+        if cfg.accesslog is not None:
+            access_handler = _handler(cfg.accesslog, sys.stdout)
+            access_handler.setFormatter(logging.Formatter("%(message)s"))
+            access.addHandler(access_handler)
+            access.setLevel(logging.INFO)
+            access.propagate = False
     _capture_output(cfg.errorlog if cfg.capture_output else None)
     statsd = metrics.configure(cfg, error)
-    if not configured:
-        access.handlers.clear()
     to_syslog = syslogging.add_handlers(cfg, error, access)
-    line = None
-    if configured or to_syslog:  # as gunicorn: these log access lines
-        line = AccessLog(cfg.access_log_format, access)
-    if cfg.accesslog is not None and not configured:
-        access_handler = _handler(cfg.accesslog, sys.stdout)
-        access_handler.setFormatter(logging.Formatter("%(message)s"))
-        access.addHandler(access_handler)
-        access.setLevel(logging.INFO)
-        access.propagate = False
-        line = AccessLog(cfg.access_log_format, access)
+    # As gunicorn: a logging configuration and syslog log access lines without a file too.
+    line = AccessLog(cfg.access_log_format, access) \
+        if configured or to_syslog or cfg.accesslog is not None else None
     return line if statsd is None else RequestReport(line, statsd)
 
 
