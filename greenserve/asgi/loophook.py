@@ -73,7 +73,7 @@ def install() -> ThreadHook:
     it yet, ``_set_running_loop`` is wrapped as ``asyncio.events`` is imported (an import
     hook that removes itself).
     """
-    ident = _os_thread_ident()
+    ident = _os_thread_ident_function()()
     with _lock:
         hook = _hooks.get(ident)
         if hook is not None:
@@ -143,10 +143,6 @@ def _os_thread_ident_function() -> Callable[[], int]:
         return threading.get_ident
     ident: Callable[[], int] = get_original("_thread", "get_ident")
     return ident
-
-
-def _os_thread_ident() -> int:
-    return _os_thread_ident_function()()
 
 
 def _make_tracer(hook: ThreadHook) -> Tracer:
