@@ -112,6 +112,8 @@ class HTTPConnection:
         # wrappers (their timeout handling only matters when the call would block).
         self._direct: socket.socket | None = getattr(sock, "_sock", None) \
             if self._plain else None
+        #: whether :meth:`send_now` may be used (not under TLS)
+        self.direct_writes = self._direct is not None
         self._hub = gevent.get_hub()
         self._watcher: Any = None
         self._idle_timer: Any = None
@@ -481,11 +483,6 @@ class HTTPConnection:
     # -- non-blocking I/O, for code that must never wait (the ASGI loop) -------------------
     # They act on the OS-level socket under gevent's: the ASGI app's task runs on the
     # worker's asyncio loop, where a gevent wait would block every other task.
-    @property
-    def direct_writes(self) -> bool:
-        """Whether :meth:`send_now` may be used (not under TLS)."""
-        return self._direct is not None
-
     def send_now(self, data: bytes | memoryview) -> int:
         """One non-blocking send: how many bytes the kernel took (0 when its buffer is full).
 

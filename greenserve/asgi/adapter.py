@@ -72,13 +72,17 @@ class ASGIAdapter:
         if watched:  # still running: the sweep watches it for disconnects
             self.active.add(cycle)
         try:
-            cycle.serve()
+            if watched or cycle.interrupted is not None:
+                cycle.serve()
+            else:
+                cycle.finished = True  # done in its first step: nothing to serve
         finally:
             if watched:
                 self.active.discard(cycle)
             if not cycle.finished:
                 cycle.abandon()  # a request timeout or a kill: the app must let go
-            self._after(stream, req, started)
+            if state.access_log is not None or req is not None:
+                self._after(stream, req, started)
         if cycle.body_error is not None:
             raise cycle.body_error  # the connection answers 400 if nothing went out yet
         if cycle.failed or not cycle.complete:
@@ -145,6 +149,7 @@ class ASGIAdapter:
         return True
 
     def _after(self, stream: InlineStream, req: RequestInfo | None, started: float) -> None:
+        """The access log line and ``post_request``, when either is wanted."""
         if self.state.access_log is None and req is None:
             return
         try:

@@ -47,7 +47,7 @@ from ..protocol.events import (
 )
 from ..protocol.writer import status_has_body, with_content_length
 from ..streams import BodyError, ClientDisconnected, InlineStream
-from .bridge import DONE, LoopBridge, Mailbox, settle, watch_readable
+from .bridge import DONE, LoopBridge, Mailbox, current_task_of, settle, watch_readable
 
 if TYPE_CHECKING:
     from ..connection import HTTPConnection
@@ -168,7 +168,7 @@ class HTTPCycle:
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
         """The app's task: call it, then make sure the response is finished or failed."""
-        self.task = asyncio.current_task(self.bridge.loop)  # (with the loop: no getpid())
+        self.task = current_task_of(self.bridge.loop)  # (with the loop: no getpid())
         try:
             if self.finished:
                 return  # abandoned (timeout, kill) before it could start
@@ -347,7 +347,17 @@ class HTTPCycle:
             if rest is not None:
                 await self._ask(WRITE, rest)
         elif kind == "http.response.start":
-            self._start(message)
+            if self.started:
+                raise RuntimeError("Unexpected ASGI message 'http.response.start': the "
+                                   "response has already started")
+            self.started = True
+            self.status = int(message["status"])
+            headers = message.get("headers", ())
+            # Read, never changed in place: the app's list as it is (any other iterable,
+            # which the spec allows, is made one).
+            self.headers = headers if type(headers) is list else list(headers)
+            if message.get("trailers", False):
+                self.trailers = []
         elif kind == "http.response.trailers":
             await self._send_trailers(message)
         elif kind == "http.response.pathsend":
@@ -356,19 +366,6 @@ class HTTPCycle:
             await self._send_early_hint(message)
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} for an HTTP response")
-
-    def _start(self, message: Message) -> None:
-        if self.started:
-            raise RuntimeError("Unexpected ASGI message 'http.response.start': the response "
-                               "has already started")
-        self.started = True
-        self.status = int(message["status"])
-        headers = message.get("headers", ())
-        # Read, never changed in place: the app's list as it is (any other iterable, which the
-        # spec allows, is made one).
-        self.headers = headers if type(headers) is list else list(headers)
-        if message.get("trailers", False):
-            self.trailers = []
 
     def _body_bytes(self, message: Message) -> bytes:
         """The bytes that carry an ``http.response.body`` (with the head, the first time)."""
@@ -390,7 +387,9 @@ class HTTPCycle:
             self.body_sent = True
             if self.trailers is None:
                 out += self.proto.send_end()
-                self._finish()
+                self.complete = True  # what _finish() does, inline on this hot path
+                if self._waiters:
+                    self._release_waiters()
         return out
 
     async def _send_trailers(self, message: Message) -> None:

@@ -22,6 +22,7 @@ LIFESPAN_SPEC_VERSION = "2.0"
 Scope = dict[str, Any]
 
 _VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class ScopeBuilder:
@@ -36,7 +37,11 @@ class ScopeBuilder:
 
     def http(self, request: Request, info: ConnectionInfo) -> Scope:
         """The ``http`` scope of one request (``asgiref`` HTTP spec 2.3)."""
-        raw_path, query = split_target(request.target)
+        target = request.target
+        if target[:1] == b"/" and b"#" not in target:  # the usual origin form, inline
+            raw_path, _, query = target.partition(b"?")
+        else:
+            raw_path, query = split_target(target)
         if b"%" in raw_path:
             path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
         else:
@@ -57,7 +62,7 @@ class ScopeBuilder:
             "type": "http",
             "asgi": {"version": ASGI_VERSION, "spec_version": SPEC_VERSION},
             "http_version": version,
-            "method": request.method.decode("ascii"),
+            "method": _METHODS.get(request.method) or request.method.decode("ascii"),
             "scheme": scheme,
             "path": self.root_path + path,
             "raw_path": self.root_raw + raw_path,
@@ -68,7 +73,11 @@ class ScopeBuilder:
             "server": info.server if info.server is not None else (
                 (info.unix_path, None) if info.unix_path else None),
             "state": self.lifespan_state.copy(),
-            "extensions": _extensions(version),
+            # What http.py implements: trailers need chunked framing, and 1xx responses mean
+            # nothing to HTTP/1.0 clients.
+            "extensions": {"http.response.pathsend": {}, "http.response.trailers": {},
+                           "http.response.early_hint": {}} if version == "1.1"
+            else {"http.response.pathsend": {}},
         }
 
     def websocket(self, request: Request, info: ConnectionInfo,
@@ -84,16 +93,6 @@ class ScopeBuilder:
 
     def _trusted(self, info: ConnectionInfo) -> bool:
         return self.forwarded_allow.allows(info)
-
-
-def _extensions(http_version: str) -> dict[str, dict[str, Any]]:
-    """The extensions a response may use: exactly what :mod:`.http` implements."""
-    extensions: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
-    if http_version == "1.1":
-        # Trailers need chunked framing, and 1xx responses mean nothing to HTTP/1.0 clients.
-        extensions["http.response.trailers"] = {}
-        extensions["http.response.early_hint"] = {}
-    return extensions
 
 
 def lifespan_scope(state: dict[str, Any]) -> Scope:
