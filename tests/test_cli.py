@@ -121,7 +121,7 @@ def test_bad_cmd_args_name_the_variable() -> None:
 
 
 def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
-    result = greenserve("--check-config", "--permit-unconventional-http-version",
+    result = greenserve("--check-config", "--dirty-workers", "2",
                         "--http-protocols", "h1,h2",
                         "cfgapp_basic",
                         env=child_env(GUNICORN_CMD_ARGS="--uwsgi-allow-from 10.0.0.1"))
@@ -129,7 +129,7 @@ def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
     assert result.stderr.splitlines() == [
         f"greenserve: warning: {flag} is accepted for gunicorn compatibility but not "
         "implemented yet" for flag in
-        ("--uwsgi-allow-from", "--permit-unconventional-http-version", "--http-protocols")
+        ("--uwsgi-allow-from", "--dirty-workers", "--http-protocols")
     ]
 
 

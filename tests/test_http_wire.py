@@ -271,3 +271,29 @@ def test_ipv6_loopback(serve) -> None:  # type: ignore[no-untyped-def]
     client.send(b"GET /v6 HTTP/1.1\r\nHost: [::1]\r\n\r\n")
     data = json.loads(client.response()[2])
     assert data["remote"][0] == "::1" and data["server"] == ["[::1]", "80"]
+
+
+@pytest.mark.parametrize("parser", ["fast", "python"])
+def test_http_versions_over_the_wire(serve, parser: str) -> None:  # type: ignore[no-untyped-def]
+    """HTTP/1.2 is served as 1.1 (RFC 9112 2.6, as gunicorn takes 1.0-1.9); HTTP/2.0 on an
+    HTTP/1 connection is 505 unless --permit-unconventional-http-version, then 1.1 too."""
+    strict = serve("--http-parser", parser, "wsgi_apps:echo")
+    client = RawClient(strict.connect())
+    client.send(b"GET /a HTTP/1.2\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and json.loads(body)["protocol"] == "HTTP/1.1"
+    assert client.response()[0] == 200  # kept alive, like 1.1
+    sock = strict.connect()
+    sock.sendall(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+    assert recv_all(sock).startswith(b"HTTP/1.1 505 ")
+
+    lenient = serve("--http-parser", parser, "--permit-unconventional-http-version",
+                    "wsgi_apps:echo")
+    client = RawClient(lenient.connect())
+    client.send(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and json.loads(body)["protocol"] == "HTTP/1.1"
+    sock = lenient.connect()
+    sock.sendall(b"GET / HTTP/0.9\r\nHost: x\r\n\r\n")
+    reply = recv_all(sock)  # served as HTTP/1.0: answered, then closed
+    assert reply.startswith(b"HTTP/1.1 200 ") and b'"protocol": "HTTP/1.0"' in reply

@@ -319,8 +319,10 @@ def test_accepted_request_lines(line: bytes) -> None:
     ("line", "status"),
     [
         (b"GET / HTTP/2.0", 505),
-        (b"GET / HTTP/1.2", 505),
         (b"GET / HTTP/0.9", 505),
+        (b"GET / HTTP/5.6", 505),
+        (b"GET / HTTP/0.99", 400),
+        (b"GET / HTTP/11", 400),
         (b"GET / HTTP/1", 400),
         (b"GET / http/1.1", 400),
         (b"GET / HTTP/1.1 ", 400),
@@ -352,6 +354,38 @@ def test_accepted_request_lines(line: bytes) -> None:
 )
 def test_refused_request_lines(line: bytes, status: int) -> None:
     assert one_error(line + b"\r\nHost: h\r\n\r\n").status_code == status
+
+
+def test_a_later_http1_minor_version_is_served_as_1_1() -> None:
+    """RFC 9112 2.6 (and gunicorn, which takes 1.0-1.9): HTTP/1.2 is read as 1.1, so it
+    persists and its response says HTTP/1.1."""
+    conn = new_connection(Limits())
+    events = drain(conn, b"GET /a HTTP/1.2\r\nHost: h\r\n\r\n" + GET)
+    first = events[0]
+    assert isinstance(first, Request) and first.http_version == b"1.1" and first.keep_alive
+    assert first.target == b"/a"
+    assert respond(conn).startswith(b"HTTP/1.1 200 ")
+    conn.start_next_cycle()
+    assert isinstance(drain(conn)[0], Request)  # the pipelined request after it
+
+
+@pytest.mark.parametrize(
+    ("version", "served", "keep_alive"),
+    [(b"HTTP/2.0", b"1.1", True), (b"HTTP/9.9", b"1.1", True), (b"HTTP/0.9", b"1.0", False)],
+)
+def test_unconventional_versions_with_the_setting(version: bytes, served: bytes,
+                                                  keep_alive: bool) -> None:
+    data = b"GET /v HTTP/x.y\r\nHost: h\r\n\r\n".replace(b"HTTP/x.y", version)
+    assert one_error(data).status_code == 505
+    limits = Limits(permit_unconventional_http_version=True)
+    conn = new_connection(limits)
+    request = drain(conn, data)[0]
+    assert isinstance(request, Request)
+    assert (request.target, request.http_version, request.keep_alive) == (b"/v", served,
+                                                                         keep_alive)
+    assert respond(conn).startswith(b"HTTP/1.1 200 ")  # the server's version, as always
+    # Still only "HTTP/" and two single digits.
+    assert one_error(b"GET / HTTP/0.99\r\nHost: h\r\n\r\n", limits).status_code == 400
 
 
 def test_unconventional_methods_with_settings() -> None:

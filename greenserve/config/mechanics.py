@@ -254,6 +254,18 @@ vector; use it only behind a proxy that normalises headers.""",
 By default a method must be a token of 3 to 20 characters without lower case or `#`
 (gunicorn's rule); anything else is answered with 400. This switch relaxes that to any token.""",
     )
+    permit_unconventional_http_version: bool = setting(
+        "--permit-unconventional-http-version", kind="switch", default=False,
+        convert=to_bool,
+        help="Accept HTTP versions other than 1.x (0.x, 2.x-9.x), served as HTTP/1.",
+        desc="""\
+A request line's version must be `HTTP/` and two single digits. HTTP/1.0 and 1.1 are served
+as they are, and a later 1.x as 1.1 (RFC 9112 2.6; gunicorn accepts 1.0-1.9 too); any other
+major version is answered with 505 unless this is set. Then 0.x is served as HTTP/1.0 and
+2.x-9.x as HTTP/1.1: the app sees that version (`SERVER_PROTOCOL`, the scope's
+`http_version`), and the response's status line says HTTP/1.1, as for every request
+(gunicorn echoes the request's version there).""",
+    )
     casefold_http_method: bool = setting(
         "--casefold-http-method", kind="switch", default=False, convert=to_bool,
         help="Upper-case request methods before the app sees them (pre-22.0 gunicorn).",

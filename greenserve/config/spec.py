@@ -250,7 +250,6 @@ _PENDING_TABLE = """
 [Server Mechanics]
 protocol                            --protocol                              value
 uwsgi_allow_ips                     --uwsgi-allow-from                      value
-permit_unconventional_http_version  --permit-unconventional-http-version    switch
 [Logging]
 [Process Naming]
 [HTTP/2]

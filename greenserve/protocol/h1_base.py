@@ -188,7 +188,7 @@ class BaseH1Connection(ABC):
             return self._fail(scanned)
         raw = bytes(self._buf[self._scanner.start : scanned])
         del self._buf[:scanned]
-        if self._lenient:
+        if self._lenient or self._scanner.odd_version:
             raw = normalise_head_bytes(raw, self._limits)
         return self._start_request(raw)
 

@@ -45,6 +45,7 @@ class Limits:
     strip_header_spaces: bool = False
     header_map: str = "drop"
     permit_unconventional_http_method: bool = False
+    permit_unconventional_http_version: bool = False
     casefold_http_method: bool = False
 
     @classmethod
@@ -101,6 +102,7 @@ TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 # Field values: visible ASCII, obs-text (0x80-0xFF), SP and HTAB. No other control bytes.
 _BAD_VALUE_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 _VERSION = re.compile(rb"HTTP/[0-9]\.[0-9]\Z")
+_USUAL_VERSIONS = frozenset((b"HTTP/1.1", b"HTTP/1.0"))
 # Request-target: visible ASCII only (RFC 9112 3.2). Raw UTF-8 is refused, as h11 does.
 _BAD_TARGET_BYTE = re.compile(rb"[^\x21-\x7e]")
 # gunicorn's default method rule on top of the token grammar: 3 to 20 characters, and no
@@ -167,11 +169,15 @@ class HeadScanner:
     skipped: int = 0  # empty lines skipped before the request line
     searched: int = 0  # the buffer holds no LF before this offset
     plain_limit: int = -1  # limits.plain_head_limit, computed on first use
+    #: the request line has an accepted version other than HTTP/1.0 and 1.1 (see
+    #: served_version; normalise_head_bytes rewrites it)
+    odd_version: bool = False
 
     def reset(self) -> None:
         """Start over for the next head (cheaper than a new scanner per request)."""
         self.start = self.pos = self.index = self.fields = 0
         self.field_size = self.skipped = self.searched = 0
+        self.odd_version = False
 
     def scan(self, buf: bytes | bytearray) -> Rejection | int | None:
         """Check the lines not seen yet; the offset just past the head once it is complete."""
@@ -250,7 +256,10 @@ class HeadScanner:
         if self.index == 0:
             if len(line) > self.limits.request_line_limit:
                 return Rejection(414, "request line too long")
-            return _check_line_ending(line, crlf) or check_request_line(line, self.limits)
+            rejection = _check_line_ending(line, crlf) or check_request_line(line, self.limits)
+            if rejection is None:
+                self.odd_version = line[-8:] not in _USUAL_VERSIONS  # the last 8: checked
+            return rejection
         folded = line[:1] in (b" ", b"\t")
         if folded:
             self.field_size += len(line) + _CRLF
@@ -295,7 +304,7 @@ def check_request_line(line: bytes, limits: Limits) -> Rejection | None:
     method, target, version = parts
     return (
         _check_method(method, limits)
-        or _check_version(version)
+        or _check_version(version, limits)
         or _check_target(method, target)
     )
 
@@ -334,10 +343,15 @@ _STRICT = Limits()
 
 
 def normalise_head_bytes(raw: bytes, limits: Limits) -> bytes:
-    """Apply the leniencies the settings allow, so a strict parser accepts the head.
+    """Apply the leniencies the settings allow, so a strict parser accepts the head; an
+    unconventional version becomes the one it is served as (:func:`served_version`).
 
     ``raw`` is a head the scanner accepted, from the request line to the empty line.
     """
+    line_end = raw.index(b"\r\n")  # the scanner has checked: CRLF, the version last
+    version = raw[line_end - 8 : line_end]
+    if version not in _USUAL_VERSIONS:
+        raw = raw[: line_end - 8] + served_version(version) + raw[line_end:]
     if limits.permit_obsolete_folding:
         # Each folded piece is trimmed and joined with one SP, as gunicorn does.
         raw = _FOLD.sub(b" ", raw[:-2]) + b"\r\n"
@@ -424,12 +438,22 @@ def _check_method(method: bytes, limits: Limits) -> Rejection | None:
     return None
 
 
-def _check_version(version: bytes) -> Rejection | None:
+def _check_version(version: bytes, limits: Limits) -> Rejection | None:
     if _VERSION.match(version) is None:
         return Rejection(400, "invalid HTTP version")
-    if version not in (b"HTTP/1.0", b"HTTP/1.1"):
+    # A later HTTP/1 minor version is read as 1.1 (RFC 9112 2.6, and gunicorn accepts
+    # 1.0-1.9); other major versions only with permit_unconventional_http_version.
+    if version[5:6] != b"1" and not limits.permit_unconventional_http_version:
         return Rejection(505, "HTTP version not supported")
     return None
+
+
+def served_version(version: bytes) -> bytes:
+    """The version an accepted request of ``version`` is served as: itself for HTTP/1.0
+    and 1.1, HTTP/1.0 for 0.x, HTTP/1.1 for anything later (1.2-1.9, 2.0-9.9)."""
+    if version in _USUAL_VERSIONS:
+        return version
+    return b"HTTP/1.0" if version[5:6] == b"0" else b"HTTP/1.1"
 
 
 def _check_target(method: bytes, target: bytes) -> Rejection | None:
