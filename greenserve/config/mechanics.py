@@ -283,8 +283,9 @@ drops headers with an underscore, `refuse` answers 400, `dangerous` passes them 
     )
     root_path: str = setting(
         "--root-path", metavar="STRING", default="", convert=_root_path,
-        help="The mount path of the application (SCRIPT_NAME / ASGI root_path).",
+        help="The mount path of an ASGI application (its scopes' root_path).",
         desc="""\
 Set when the app is served under a URL prefix by a proxy that does not pass the prefix on,
-e.g. `/api`. A trailing slash is removed.""",
+e.g. `/api`. A trailing slash is removed. As in gunicorn it is for ASGI apps: a WSGI app
+takes its prefix from the `SCRIPT_NAME` environment variable (`-e SCRIPT_NAME=/api`).""",
     )
