@@ -140,6 +140,10 @@ class HTTPConnection:
                 if refused is not None:
                     self._reject(refused)
                     return
+            uwsgi_allow = self.state.uwsgi_allow
+            if uwsgi_allow is not None and not uwsgi_allow.allows(self.info):
+                self._reject(ProtocolError(403, "uwsgi requests are not allowed from it"))
+                return
             while self._serve_one(handler):
                 self.proto.start_next_cycle()
         except BodyError as exc:

@@ -44,7 +44,7 @@ class WorkerState:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.limits = Limits.from_settings(cfg)
-        self.connection_class = connection_class(cfg.http_parser)
+        self.connection_class = connection_class(cfg.http_parser, cfg.protocol)
         self.server_header = b"greenserve/" + __version__.encode("ascii")
         self.send_timeout: float | None = float(cfg.timeout) if cfg.timeout > 0 else None
         allow = cfg.forwarded_allow_ips
@@ -55,6 +55,8 @@ class WorkerState:
         #: who may send a PROXY header (--proxy-allow-from), when --proxy-protocol is on
         self.proxy_allow = AllowList(cfg.proxy_allow_ips) if cfg.proxy_protocol != "off" \
             else None
+        #: who may send uwsgi requests (--uwsgi-allow-from), with --protocol uwsgi
+        self.uwsgi_allow = AllowList(cfg.uwsgi_allow_ips) if cfg.protocol == "uwsgi" else None
         self.stopping = False
         self.requests = 0
         #: open WebSocket sessions of WSGI apps, told "going away" (1001) on a graceful stop

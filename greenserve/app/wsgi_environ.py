@@ -112,9 +112,11 @@ def build_environ(
     forwarders = state.forwarder_headers if trusted else _NO_FORWARDERS
     if _add_headers(environ, request, state.cfg.header_map, forwarders):
         _forwarded_script_name(environ, full_path)
+    if request.scheme is not None:  # a uwsgi front end's HTTPS
+        environ["wsgi.url_scheme"] = request.scheme
     host = environ.get("HTTP_HOST")
     if host:
-        _add_server(environ, host, info.scheme)
+        _add_server(environ, host, request.scheme or info.scheme)
     if trusted:  # secure_scheme_headers (raises SchemeConflict)
         scheme = state.scheme_headers.from_environ(environ)
         if scheme is not None:

@@ -59,19 +59,7 @@ _READ = 1  # libev/libuv EV_READ
 # Bound once (every eager step calls them): the C versions, not the asyncio.events
 # attributes, which loophook wraps to see loops other than ours start and stop.
 _asyncio_c: Any = sys.modules.get("_asyncio") or asyncio.events
-
-
-def _current_task_getter() -> Callable[[Any], Any]:
-    """``current_task_of(loop)``: asyncio's current task of ``loop``, with no Python call on
-    CPython 3.11-3.13 (the bound ``get`` of the C module's dict of current tasks)."""
-    tasks = getattr(_asyncio_c, "_current_tasks", None)
-    if isinstance(tasks, dict):
-        get: Callable[[Any], Any] = tasks.get
-        return get
-    return asyncio.current_task
-
-
-current_task_of = _current_task_getter()
+current_task_of = loophook.current_task_getter()
 _get_running_loop: Callable[[], Any] = _asyncio_c._get_running_loop
 _set_running_loop: Callable[[Any], None] = _asyncio_c._set_running_loop
 
@@ -312,9 +300,7 @@ class LoopBridge:
         current task per loop). What the step leaves for the loop (a step, a callback, a
         timer) wakes it.
         """
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("the asyncio loop bridge is not started")
+        loop = self.loop
         if loop._debug:  # type: ignore[attr-defined]
             loop.call_soon_threadsafe(loop.create_task, coro)
             return None

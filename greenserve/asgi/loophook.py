@@ -205,3 +205,16 @@ def _task_swapper(core: Any) -> Callable[[Any, Any], Any]:
             return None
 
     return swap_safely
+
+
+def current_task_getter() -> Callable[[Any], Any]:
+    """``current_task_of(loop)``: asyncio's current task of ``loop``, with no Python call on
+    CPython 3.11-3.13 (the bound ``get`` of the C module's dict of current tasks, the one
+    :func:`_task_swapper` changes). Imports asyncio: call it where a loop is in use."""
+    import asyncio
+
+    tasks = getattr(sys.modules.get("_asyncio"), "_current_tasks", None)
+    if isinstance(tasks, dict):
+        get: Callable[[Any], Any] = tasks.get
+        return get
+    return asyncio.current_task

@@ -54,7 +54,7 @@ class ScopeBuilder:
             headers.append((lname, value))
             if lname in scheme_headers:
                 said = [(lname, value)] if said is None else [*said, (lname, value)]
-        scheme = info.scheme
+        scheme = request.scheme or info.scheme  # (a uwsgi front end's HTTPS)
         if said is not None and self._trusted(info):  # may raise SchemeConflict
             scheme = self.scheme_headers.from_headers(said) or scheme
         version = _VERSIONS.get(request.http_version) or request.http_version.decode("ascii")

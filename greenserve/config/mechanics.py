@@ -228,6 +228,27 @@ header is optional, so health checks that send plain HTTP still work. Only peers
 The balancers' addresses or networks; `*` allows every peer. Forwarded headers
 (`--forwarded-allow-ips`) are still judged by the balancer's address, not the client's.""",
     )
+    protocol: str = setting(
+        "--protocol", metavar="STRING", default="http", choices=("http", "uwsgi"),
+        convert=to_str,
+        help="The protocol the listeners speak: http, or uwsgi (behind nginx's uwsgi_pass).",
+        desc="""\
+`uwsgi` reads the binary uwsgi protocol that nginx's `uwsgi_pass` (and other uWSGI front
+ends) send, instead of HTTP; WSGI and ASGI apps are served alike. The request comes from the
+packet's variables (`REQUEST_METHOD`, `REQUEST_URI` or `PATH_INFO` and `QUERY_STRING`,
+`HTTP_*` as headers, `CONTENT_LENGTH` for the body, `HTTPS` for the scheme); responses go
+back as HTTP/1.1, never chunked (one without a Content-Length ends with the connection).
+Only `modifier1` 0 is served (others get 501), and only peers in `--uwsgi-allow-from`
+(others get 403). No WebSocket over uwsgi.""",
+    )
+    uwsgi_allow_ips: tuple[str, ...] = setting(
+        "--uwsgi-allow-from", metavar="VALUE", default=("127.0.0.1", "::1"),
+        default_doc="'127.0.0.1,::1'", convert=checked(to_comma_tuple, each(ip_or_network)),
+        help="Peers allowed to send uwsgi requests (comma list, CIDR, '*').",
+        desc="""\
+With `--protocol uwsgi`: the front ends' addresses or networks; `*` allows every peer.
+Unix-socket peers are always allowed. Others are answered 403 and disconnected.""",
+    )
     pythonpath: str | None = setting(
         "--pythonpath", metavar="STRING", default=None, convert=to_opt_str,
         help="Comma-separated directories to prepend to sys.path.",

@@ -248,8 +248,6 @@ _PENDING_TABLE = """
 [Worker Processes]
 [Debugging]
 [Server Mechanics]
-protocol                            --protocol                              value
-uwsgi_allow_ips                     --uwsgi-allow-from                      value
 [Logging]
 [Process Naming]
 [HTTP/2]

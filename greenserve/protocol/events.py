@@ -33,6 +33,8 @@ class Request:
     expect_continue: bool = False
     upgrade: bytes | None = None
     stream_id: int = 1
+    #: the scheme the front end says the client used (uwsgi's ``HTTPS``), if it said one
+    scheme: str | None = None
 
 
 @dataclass(slots=True)

@@ -91,6 +91,9 @@ class _In(Enum):
 class BaseH1Connection(ABC):
     """A :class:`~greenserve.protocol.base.ServerConnection` for HTTP/1.x, minus the parser."""
 
+    #: responses of unknown length end with the connection instead of being chunked
+    close_delimited = False
+
     def __init__(self, limits: Limits) -> None:
         self._limits = limits
         self._max_head = limits.max_head_size()
@@ -340,6 +343,8 @@ class BaseH1Connection(ABC):
         version = b"HTTP/1.1"
         if request is not None:
             version = _VERSIONS.get(request.http_version) or b"HTTP/" + request.http_version
+        if self.close_delimited:
+            version = b"HTTP/1.0"  # what the framing below follows: never chunked
         # A request we could not parse, or one whose body we did not finish reading,
         # leaves the connection in an unknown state: close it after this response.
         keep_alive = self._keep_alive and request is not None

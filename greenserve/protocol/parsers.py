@@ -19,12 +19,16 @@ HTTP_PARSERS = {
 _NEEDS = {"fast": "httptools"}
 
 
-def connection_class(http_parser: str) -> type[BaseH1Connection]:
+def connection_class(http_parser: str, protocol: str = "http") -> type[BaseH1Connection]:
     """The class for ``http_parser``: ``python`` (h11), ``fast`` (httptools) or ``auto``.
 
     ``auto`` is ``fast`` when httptools can be imported and ``python`` otherwise; ``fast``
     without httptools raises ImportError (a start-up error, not a silent fallback).
+    ``protocol`` ``uwsgi`` (gunicorn's ``--protocol``) reads uwsgi packets instead, with
+    no HTTP parser.
     """
+    if protocol == "uwsgi":
+        return _load("greenserve.protocol.uwsgi:UwsgiConnection")
     if http_parser == "auto":
         try:
             return _load(HTTP_PARSERS["fast"])
