@@ -82,6 +82,15 @@ def test_a_packet_becomes_a_request_with_headers_and_a_body() -> None:
     assert isinstance(events[-1], EndOfMessage)
 
 
+def test_the_clients_transfer_encoding_is_not_this_hops() -> None:
+    variables = {**GET, "HTTP_TRANSFER_ENCODING": "chunked", "CONTENT_LENGTH": "2"}
+    events = events_of(UwsgiConnection(Limits()), packet(variables, b"ok"))
+    request = events[0]
+    assert isinstance(request, Request) and not request.chunked
+    assert all(name != b"TRANSFER-ENCODING" for name, _ in request.headers)
+    assert isinstance(events[1], Data) and events[1].data == b"ok"
+
+
 def test_without_request_uri_the_target_is_rebuilt_from_path_info() -> None:
     variables = {k: v for k, v in GET.items() if k != "REQUEST_URI"}
     request = events_of(UwsgiConnection(Limits()), packet(variables))[0]
@@ -273,6 +282,8 @@ def test_wsgi_behind_nginx_uwsgi_pass(serve, nginx) -> None:  # type: ignore[no-
     # A chunked upload: nginx reads it whole and passes a CONTENT_LENGTH.
     reply = requests.post(base + "/", data=iter([b"ab", b"cd"]), timeout=10)
     assert reply.json()["body"] == "abcd"
+    assert reply.json()["headers"]["CONTENT_LENGTH"] == "4"
+    assert "HTTP_TRANSFER_ENCODING" not in reply.json()["headers"]
 
 
 def test_asgi_behind_nginx_uwsgi_pass(serve, nginx) -> None:  # type: ignore[no-untyped-def]

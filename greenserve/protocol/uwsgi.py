@@ -28,6 +28,9 @@ from .policy import TOKEN, HeadFields, Rejection
 MAX_VARS = 1000
 _HEADER = 4
 _SCHEMES = {"on": "https", "1": "https", "true": "https"}
+#: how the client's request reached the front end, not this hop: the body comes whole,
+#: CONTENT_LENGTH bytes, whatever the client's framing was
+_OTHER_HOP = frozenset(("HTTP_TRANSFER_ENCODING",))
 
 
 def parse_vars(block: bytes) -> dict[str, str] | Rejection:
@@ -64,6 +67,8 @@ def request_head(variables: dict[str, str]) -> tuple[ParsedHead, HeadFields] | R
     version = b"HTTP/1.0" if variables.get("SERVER_PROTOCOL") == "HTTP/1.0" else b"HTTP/1.1"
     headers: Headers = []
     for name, value in variables.items():
+        if name in _OTHER_HOP:
+            continue
         if name.startswith("HTTP_"):
             headers.append((name[5:].replace("_", "-").encode("latin-1"),
                             value.encode("latin-1")))
