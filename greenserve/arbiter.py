@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import logs, metrics, process, sockets, systemd
 from .config import Config
 from .config.naming import process_name
+from .control import ControlServer
 from .heartbeat import Heartbeat
 
 if TYPE_CHECKING:
@@ -90,6 +91,10 @@ class Arbiter:
         self._halt: tuple[str, int] | None = None
         self._stopping = False
         self._graceful = True
+        self.control: ControlServer | None = None  # --control-socket
+        #: what the control socket's ``show stats`` reports
+        self.stats = {"start_time": time.time(), "workers_spawned": 0, "workers_killed": 0,
+                      "reloads": 0}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -130,6 +135,9 @@ class Arbiter:
         for sock in self.LISTENERS:
             log.info("Listening at: %s (%s)", sockets.describe(sock), self.pid)
         log.info("Using worker: gevent")
+        if self.cfg.control_socket and not self.cfg.control_socket_disable:
+            control = ControlServer(self, self.cfg.control_socket, self.cfg.control_socket_mode)
+            self.control = control if control.open() else None
         if self.cfg.threads > 1:
             log.info("--threads %d: each worker serves up to %d requests at once in greenlets "
                      "(--worker-connections), not threads", self.cfg.threads,
@@ -193,12 +201,16 @@ class Arbiter:
 
     def pause(self, timeout: float) -> None:
         """Sleep until a signal arrives or ``timeout`` passes."""
+        control = self.control
         try:
-            ready, _, _ = select.select([self._wake_r], [], [], timeout)
-            if ready:
+            ready, _, _ = select.select(
+                [self._wake_r, *(control.fds() if control else ())], [], [], timeout)
+            if self._wake_r in ready:
                 while os.read(self._wake_r, 64):
                     if not select.select([self._wake_r], [], [], 0)[0]:
                         break
+            if control is not None:
+                control.handle(ready)  # commands run here, between two turns of the loop
         except InterruptedError:
             pass
 
@@ -241,6 +253,7 @@ class Arbiter:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             worker.pid = pid
             self.WORKERS[pid] = worker
+            self.stats["workers_spawned"] += 1
             return worker
         process.reset_signals()
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
@@ -253,6 +266,8 @@ class Arbiter:
             worker.pid = os.getpid()
             os.close(self._wake_r)
             os.close(self._wake_w)
+            if self.control is not None:
+                self.control.close_in_child()
             self.hook("post_fork", self, worker)
             from .child import run_worker
 
@@ -273,6 +288,7 @@ class Arbiter:
     def retire(self, worker: WorkerProcess, sig: int = signal.SIGTERM) -> None:
         """Stop ``worker`` (gracefully by default); it no longer counts as active."""
         worker.retiring = True
+        self.stats["workers_killed"] += 1
         self.kill_worker(worker.pid, sig)
 
     def kill_worker(self, pid: int, sig: int) -> None:
@@ -399,6 +415,7 @@ class Arbiter:
         """Reload the configuration, start new workers, then retire the old ones."""
         from .reload import reload
 
+        self.stats["reloads"] += 1
         reload(self)
 
     # -- stopping -------------------------------------------------------------------------------
@@ -409,6 +426,9 @@ class Arbiter:
     def _shutdown(self, reason: str, code: int) -> None:
         graceful = self._graceful and not reason
         self._stopping = True
+        if self.control is not None:
+            self.control.close()
+            self.control = None
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
         limit = self.cfg.graceful_timeout if graceful else 1.0
         for pid in list(self.WORKERS):

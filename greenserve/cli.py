@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ``greenserve bench ...`` (exactly ``bench`` first) is the load-testing harness instead
     of the server; an app module named ``bench`` is served as ``greenserve bench:application``.
+    ``greenserve ctl ...`` sends a command to a master's control socket (:mod:`.ctl`).
     """
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["bench"]:
@@ -41,6 +42,10 @@ def main(argv: list[str] | None = None) -> None:
         from greenserve.bench.cli import main as bench_main
 
         sys.exit(bench_main(args[1:]))
+    if args[:1] == ["ctl"]:  # a command to a running master's control socket
+        from greenserve.ctl import main as ctl_main
+
+        sys.exit(ctl_main(args[1:]))
     from greenserve import _patch
 
     cfg, mode = _configure(args)

@@ -23,6 +23,7 @@ import pytest
 
 from greenserve.bench.options import build_parser as build_bench_parser
 from greenserve.config import CMD_ARGS_VARS, PENDING, build_parser, long_flag
+from greenserve.ctl import build_parser as build_ctl_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -219,7 +220,10 @@ def bench_flags() -> set[str]:
 
 
 def flags_for(args: list[str], known: set[str]) -> set[str]:
-    """The flags valid in a ``greenserve`` argument list: the server's, or the bench's."""
+    """The flags valid in a ``greenserve`` argument list: the server's, or those of the
+    ``bench`` or ``ctl`` command."""
+    if args[:1] == ["ctl"]:
+        return {flag for action in build_ctl_parser()._actions for flag in action.option_strings}
     return bench_flags() if args[:1] == ["bench"] else known
 
 

@@ -14,7 +14,7 @@ from .spec import (
     setting,
     to_bool,
     to_comma_tuple,
-    to_int,
+    to_mode,
     to_opt_str,
     to_str,
     to_str_tuple,
@@ -31,13 +31,6 @@ def _root_path(value: object) -> str:
     if path and not path.startswith("/"):
         raise ValueError(f"must be empty or start with '/', got {path!r}")
     return path.rstrip("/")
-
-
-def _umask(value: object) -> int:
-    text = str(value).strip()
-    if len(text) > 1 and text.startswith("0") and text.isdigit():
-        return int(text, 8)  # "0022": the way umasks are written, and gunicorn reads it
-    return to_int(value)
 
 
 def _upper_comma_tuple(value: object) -> tuple[str, ...]:
@@ -98,7 +91,7 @@ to this user right after it forks, before the app is imported.""",
 Like `--user`, for the group.""",
     )
     umask: int = setting(
-        "-m", "--umask", metavar="INT", default=0, convert=checked(_umask, at_least(0)),
+        "-m", "--umask", metavar="INT", default=0, convert=checked(to_mode, at_least(0)),
         help="A bit mask for the file mode on files written by greenserve.",
         desc="""\
 Any value `int(value, 0)` accepts (`0o022`, `0x12`, `18`), and, as in gunicorn, a number

@@ -119,6 +119,15 @@ def to_int(value: object) -> int:
     raise ValueError(f"invalid int value: {value!r}")
 
 
+def to_mode(value: object) -> int:
+    """A file mode or umask: as :func:`to_int`, but a number with a leading zero is octal
+    (``"0022"``, ``"0600"``: the way modes are written, and gunicorn reads them)."""
+    text = str(value).strip()
+    if len(text) > 1 and text.startswith("0") and text.isdigit():
+        return int(text, 8)
+    return to_int(value)
+
+
 def to_float(value: object) -> float:
     """A float (an int is accepted too)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -269,8 +278,6 @@ dirty_post_fork                     -                                       file
 dirty_worker_init                   -                                       file
 dirty_worker_exit                   -                                       file
 [Control]
-control_socket                      --control-socket                        value
-control_socket_mode                 --control-socket-mode                   value
 """
 
 _PENDING_KINDS: dict[str, PendingKind] = {
