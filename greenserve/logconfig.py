@@ -122,6 +122,12 @@ def _dict_config(user: dict[str, Any]) -> None:
     logging.config.dictConfig(config)
 
 
+def forward(mine: logging.Logger, theirs: logging.Logger) -> None:
+    """Send ``mine``'s records to ``theirs`` only (its handlers replace ``mine``'s)."""
+    mine.handlers.clear()
+    _route(mine, theirs)
+
+
 def _route(mine: logging.Logger, theirs: logging.Logger) -> None:
     if mine.handlers:
         return  # the configuration set greenserve's logger up itself

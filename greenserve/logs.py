@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .config import Config
@@ -31,14 +31,22 @@ def _handler(target: str | None, default_stream: Any) -> logging.Handler:
     return logging.FileHandler(target, encoding="utf-8")
 
 
-def setup(cfg: Config) -> AccessLog | RequestReport | None:
+class AccessWriter(Protocol):
+    """What writes a finished request's access line: :class:`AccessLog`, or a
+    ``--logger-class`` of the user's own (:class:`~greenserve.loggerclass.ClassAccess`)."""
+
+    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+        """Write the line (errors are logged, not raised)."""
+
+
+def setup(cfg: Config) -> AccessWriter | None:
     """Configure the ``greenserve.error`` and ``greenserve.access`` loggers from ``cfg``; the
     returned object writes each finished request's access line and metrics (None: neither).
 
     Raises :class:`~greenserve.logconfig.LogConfigError` for a logging configuration
     (``--log-config`` and the like) that cannot be applied.
     """
-    from . import logconfig, metrics, syslogging
+    from . import logconfig, loggerclass, metrics, syslogging
 
     error = logging.getLogger("greenserve.error")
     access = logging.getLogger("greenserve.access")
@@ -61,11 +69,17 @@ def setup(cfg: Config) -> AccessLog | RequestReport | None:
             access.setLevel(logging.INFO)
             access.propagate = False
     _capture_output(cfg.errorlog if cfg.capture_output else None)
+    global _custom
+    _custom = loggerclass.load(cfg)  # a --logger-class of the user's own, if any
     statsd = metrics.configure(cfg, error)
-    to_syslog = syslogging.add_handlers(cfg, error, access)
-    # As gunicorn: a logging configuration and syslog log access lines without a file too.
-    line = AccessLog(cfg.access_log_format, access) \
-        if configured or to_syslog or cfg.accesslog is not None else None
+    line: AccessWriter | None
+    if _custom is not None:  # it does its own syslog, and decides about access lines
+        line = loggerclass.ClassAccess(_custom, cfg)
+    else:
+        to_syslog = syslogging.add_handlers(cfg, error, access)
+        # As gunicorn: a logging configuration and syslog log access lines without a file.
+        line = AccessLog(cfg.access_log_format, access) \
+            if configured or to_syslog or cfg.accesslog is not None else None
     return line if statsd is None else RequestReport(line, statsd)
 
 
@@ -73,7 +87,7 @@ class RequestReport:
     """What a finished request reports: its access line (if the access log is on) and its
     StatsD metrics (``--statsd-host``); stands in for :class:`AccessLog`."""
 
-    def __init__(self, line: AccessLog | None, statsd: StatsD) -> None:
+    def __init__(self, line: AccessWriter | None, statsd: StatsD) -> None:
         self.line = line
         self.statsd = statsd
 
@@ -158,6 +172,8 @@ def _basic_user(auth: str | None) -> str:
 
 #: the error log file that stdout/stderr point at (--capture-output), if any
 _captured: Any = None
+#: the --logger-class object of the user's own, when there is one (USR1 reopens its files)
+_custom: Any = None
 
 
 def _capture_output(path: str | None) -> None:
@@ -182,6 +198,8 @@ def reopen() -> None:
     """Reopen log files (USR1), so logrotate can move them away."""
     if _captured is not None:
         _capture_output(_captured.name)
+    if _custom is not None:
+        _custom.reopen_files()
     for name in ("greenserve.error", "greenserve.access"):
         for handler in logging.getLogger(name).handlers:
             if isinstance(handler, logging.FileHandler):

@@ -119,3 +119,42 @@ def test_a_broken_log_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
         assert len(lines) == 1, lines
         assert lines[0].startswith("greenserve: error: ")
     assert lines[0] == f"greenserve: error: log config '{missing}' not found"
+
+
+def test_a_logger_class_of_ones_own(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A gunicorn Logger subclass writes the access lines (JSON here) and the error log
+    (its own format), in the master and the workers; USR1 reopens its files."""
+    errors, access = tmp_path / "error.log", tmp_path / "access.log"
+    server: ServerProcess = serve(
+        "--logger-class", "custom_logger.JsonLogger", "--error-logfile", str(errors),
+        "--access-logfile", str(access), "wsgi_apps:routes", wait=False)
+    content = file_text_with(errors, "Booting worker")
+    assert "CUSTOM INFO Listening at: http://127.0.0.1:" in content  # the master's line
+    assert "CUSTOM INFO Booting worker with pid" in content  # and a worker's
+    port = content.split("Listening at: http://127.0.0.1:")[1].split()[0]
+    reply = requests.get(f"http://127.0.0.1:{port}/hello?x=1", timeout=5,
+                         headers={"User-Agent": "probe", "X-Trace": "t-1"})
+    assert reply.text == "hello"
+    line = json.loads(file_text_with(access, "/hello").splitlines()[0])
+    assert line["method"] == "GET" and line["path"] == "/hello" and line["query"] == "x=1"
+    assert line["status"] == "200 OK" and line["sent"] == 5 and line["agent"] == "probe"
+    assert line["header"] == "t-1" and line["micros"] >= 0
+    access.rename(tmp_path / "access.log.1")  # logrotate, then USR1
+    os.kill(server.proc.pid, signal.SIGUSR1)
+    time.sleep(1)
+    requests.get(f"http://127.0.0.1:{port}/hello", timeout=5)
+    assert json.loads(file_text_with(access, "/hello"))["path"] == "/hello"
+
+
+def test_a_logger_class_that_fails_is_one_line_and_exit_1() -> None:
+    for name, says in (("custom_logger.Nope", "cannot import it"),
+                       ("custom_logger.Broken", "RuntimeError: no logs today")):
+        result = subprocess.run(
+            [sys.executable, "-m", "greenserve", "-b", "127.0.0.1:0", "--logger-class", name,
+             "cfgapp_basic"], cwd=APPS, env=child_env(), capture_output=True, text=True,
+            timeout=60)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines() == [
+            f"greenserve: error: --logger-class {name}: " + result.stderr.split(": ", 3)[-1]
+            .strip()]
+        assert says in result.stderr

@@ -93,17 +93,11 @@ def _facility(value: object) -> str:
     return text
 
 
-_GUNICORN_LOGGERS = frozenset({
+#: gunicorn's own logger classes: greenserve's logging does what they do
+GUNICORN_LOGGERS = frozenset({
     "gunicorn.glogging.Logger", "gunicorn.instrument.statsd.Statsd",
     "glogging.Logger", "statsd.Statsd",
 })
-
-
-def _advise_logger_class(value: str) -> str | None:
-    if value in _GUNICORN_LOGGERS:
-        return None
-    return (f"--logger-class {value!r} is not supported; greenserve's logging is used "
-            "(customise it with --log-config or logconfig_dict)")
 
 
 def _log_dict(value: object) -> dict[str, Any] | None:
@@ -156,13 +150,17 @@ should not wait in Python's buffers.""",
     )
     logger_class: str = setting(
         "--logger-class", metavar="STRING", default="gunicorn.glogging.Logger",
-        convert=to_str, advise=_advise_logger_class,
-        help="Accepted for gunicorn compatibility: greenserve's logging is used.",
+        convert=to_str,
+        help="A gunicorn Logger subclass of your own (module.Class) for the logs.",
         desc="""\
-gunicorn's own classes (`gunicorn.glogging.Logger`, and `gunicorn.instrument.statsd.Statsd`,
-which `--statsd-host` selects anyway) are accepted silently: greenserve's logging does what
-they do. A class of your own is accepted with a warning and not used; a logging
-configuration (`--log-config`, `logconfig_dict`) is the way to customise greenserve's logs.""",
+As in gunicorn: the class (usually a subclass of `gunicorn.glogging.Logger`, so gunicorn must
+be installed) is made with the configuration in the master and in each worker, sets up the
+`gunicorn.error` and `gunicorn.access` loggers, writes every access line through its
+`access(resp, req, environ, request_time)` and reopens its files on `USR1`; greenserve's
+own messages go through its `gunicorn.error` logger. A class that cannot be imported or
+made stops the start with a one-line error. gunicorn's own classes
+(`gunicorn.glogging.Logger`, and `gunicorn.instrument.statsd.Statsd`, which `--statsd-host`
+selects anyway) are not loaded: greenserve's logging does what they do.""",
     )
     capture_output: bool = setting(
         "--capture-output", kind="switch", default=False, convert=to_bool,
