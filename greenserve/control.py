@@ -24,6 +24,7 @@ import shlex
 import socket
 import stat
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 from .control_commands import run_command
@@ -37,6 +38,7 @@ _LENGTH = struct.Struct(">I")
 MAX_MESSAGE = 16 * 1024 * 1024  # gunicorn's bound
 MAX_CLIENTS = 16
 SEND_TIMEOUT = 2.0  # seconds a client may take to read an answer (the master waits)
+IDLE_TIMEOUT = 300.0  # a client silent this long is disconnected (gunicorn's 5 minutes)
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -93,7 +95,8 @@ class ControlServer:
         self.path = path
         self.mode = mode
         self.listener: socket.socket | None = None
-        self.clients: dict[int, tuple[socket.socket, Framer]] = {}
+        #: fd -> (socket, its framer, when it last sent something)
+        self.clients: dict[int, tuple[socket.socket, Framer, float]] = {}
         self._inode = 0
 
     def open(self) -> bool:
@@ -124,12 +127,15 @@ class ControlServer:
         return [self.listener.fileno(), *self.clients]
 
     def handle(self, ready: list[int]) -> None:
-        """Accept, read and answer what ``select()`` found ready."""
+        """Accept, read and answer what ``select()`` found ready; drop idle clients."""
         for fd in ready:
             if self.listener is not None and fd == self.listener.fileno():
                 self._accept()
             elif fd in self.clients:
                 self._read(fd)
+        idle = time.monotonic() - IDLE_TIMEOUT
+        for fd in [fd for fd, (_, _, last) in self.clients.items() if last < idle]:
+            self._drop(fd)
 
     def _accept(self) -> None:
         assert self.listener is not None
@@ -141,10 +147,11 @@ class ControlServer:
             sock.close()
             return
         sock.settimeout(SEND_TIMEOUT)
-        self.clients[sock.fileno()] = (sock, Framer())
+        self.clients[sock.fileno()] = (sock, Framer(), time.monotonic())
 
     def _read(self, fd: int) -> None:
-        sock, framer = self.clients[fd]
+        sock, framer, _ = self.clients[fd]
+        self.clients[fd] = (sock, framer, time.monotonic())
         try:
             data = sock.recv(65536)
             for message in framer.feed(data) if data else ():
@@ -156,7 +163,7 @@ class ControlServer:
             self._drop(fd)
 
     def _drop(self, fd: int) -> None:
-        sock, _ = self.clients.pop(fd)
+        sock, _, _ = self.clients.pop(fd)
         sock.close()
 
     def close_in_child(self) -> None:

@@ -122,3 +122,31 @@ def test_the_socket_is_the_masters_alone(serve, tmp_path: Path) -> None:  # type
     assert f"socket:[{inode}]" in _fd_links(server.proc.pid)
     for worker in data(path, "show", "workers")["workers"]:
         assert f"socket:[{inode}]" not in _fd_links(worker["pid"])
+
+
+def test_idle_and_excess_clients_are_let_go(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The server object on a real socket, in process: a client silent past the idle
+    timeout is disconnected, and clients past MAX_CLIENTS are refused."""
+    import socket
+
+    from greenserve import control
+
+    server = control.ControlServer(None, str(tmp_path / "c.ctl"), 0o600)  # type: ignore[arg-type]
+    assert server.open()
+    listener = server.fds()[0]
+    clients = []
+    for _ in range(control.MAX_CLIENTS + 1):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(str(tmp_path / "c.ctl"))
+        sock.settimeout(5)
+        clients.append(sock)
+        server.handle([listener])
+    assert len(server.clients) == control.MAX_CLIENTS
+    assert clients[-1].recv(1) == b""  # the one too many was closed
+    monkeypatch.setattr(control, "IDLE_TIMEOUT", -1.0)
+    server.handle([])
+    assert server.clients == {} and clients[0].recv(1) == b""
+    server.close()
+    assert not (tmp_path / "c.ctl").exists()
+    for sock in clients:
+        sock.close()
