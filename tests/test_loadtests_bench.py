@@ -113,3 +113,29 @@ def test_one_real_cell_is_measured_and_reported(tmp_path: Path) -> None:
     assert cell["rps"] > 0
     assert sum(cell["errors"].values()) == 0
     assert "| WSGI 10 KB hello, c64 |" in out.stdout
+
+
+def test_ratios_are_also_paired_repeat_by_repeat(benchlib: None) -> None:
+    """A host that slows down through the run moves the ratio of medians; the ratio of
+    each repeat's two cells (measured seconds apart) shows it."""
+    from benchlib.report import render, summarise
+    from benchlib.rows import WSGI
+
+    def run(repeat: int, rps: float, disturbed: bool = False) -> dict[str, object]:
+        return {"repeat": repeat, "rps": rps, "p50_ms": 1.0, "p99_ms": 2.0,
+                "cpu_us_per_request": 1e6 / rps, "socket_errors": {}, "non2xx": 0,
+                "disturbed": disturbed}
+
+    row = WSGI.rows[0]
+    results = {row.key: {
+        "greenserve": {"status": "measured",
+                       "runs": [run(1, 30000), run(2, 20000), run(3, 15000, True)]},
+        "gunicorn": {"status": "measured", "runs": [run(1, 10000), run(2, 6000),
+                                                    run(3, 5000)]},
+        "granian": {"status": "not installed"},
+    }}
+    [summary] = summarise(WSGI, results, "median")
+    assert summary["paired"]["greenserve/gunicorn"] == [3.0, 3.33]  # repeat 3: disturbed
+    assert summary["paired"]["greenserve/granian"] is None
+    table = render(WSGI, [summary], ["gunicorn", "granian", "greenserve"])
+    assert f"| {row.label} | **3.17** (3.0, 3.33) | - |" in table

@@ -51,8 +51,22 @@ def summarise(suite: Suite, results: dict[str, Any], how: str) -> list[dict[str,
         rows.append({"key": row.key, "label": row.label, "path": row.path,
                      "connections": row.conns, "servers": cells,
                      "ratios": _ratios(suite, cells, "rps"),
-                     "cpu_ratios": _ratios(suite, cells, "cpu_us_per_request")})
+                     "cpu_ratios": _ratios(suite, cells, "cpu_us_per_request"),
+                     "paired": _paired(suite, results[row.key])})
     return rows
+
+
+def _paired(suite: Suite, row_cells: dict[str, Any]) -> dict[str, list[float] | None]:
+    """Each ratio of req/s repeat by repeat (the two servers measured seconds apart), so a
+    host whose speed drifts over the run moves both sides of each ratio alike."""
+    paired: dict[str, list[float] | None] = {}
+    for num, den in suite.ratios:
+        by_repeat = [{r["repeat"]: r["rps"] for r in row_cells.get(name, {}).get("runs", [])
+                      if not r.get("disturbed")} for name in (num, den)]
+        ratios = [round(by_repeat[0][k] / by_repeat[1][k], 2)
+                  for k in sorted(by_repeat[0]) if by_repeat[1].get(k)]
+        paired[f"{num}/{den}"] = ratios or None
+    return paired
 
 
 def _ratios(suite: Suite, cells: dict[str, Any], metric: str) -> dict[str, float | None]:
@@ -101,7 +115,21 @@ def render(suite: Suite, rows: list[dict[str, Any]], names: list[str]) -> str:
                 out += ["**%.2f**" % v if v is not None else "-" for v in row[key].values()]
             lines.append("| " + " | ".join(out) + " |")
         parts.append("\n".join(lines))
+    parts.append(_render_paired(rows, ratios))
     return "\n\n".join(parts)
+
+
+def _render_paired(rows: list[dict[str, Any]], ratios: list[str]) -> str:
+    """The req/s ratios repeat by repeat: their median, and each one in run order."""
+    head = ["requests/s ratios paired by repeat: median (each repeat)", *ratios]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        out = [row["label"]]
+        for values in row.get("paired", {}).values():
+            out.append(f"**{statistics.median(values):.2f}** ({', '.join(map(str, values))})"
+                       if values else "-")
+        lines.append("| " + " | ".join(out) + " |")
+    return "\n".join(lines)
 
 
 def suite_report(suite: Suite, results: dict[str, Any], how: str,
