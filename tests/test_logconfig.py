@@ -141,9 +141,11 @@ def test_a_logger_class_of_ones_own(serve, tmp_path: Path) -> None:  # type: ign
     assert line["header"] == "t-1" and line["micros"] >= 0
     access.rename(tmp_path / "access.log.1")  # logrotate, then USR1
     os.kill(server.proc.pid, signal.SIGUSR1)
-    time.sleep(1)
-    requests.get(f"http://127.0.0.1:{port}/hello", timeout=5)
-    assert json.loads(file_text_with(access, "/hello"))["path"] == "/hello"
+    deadline = time.monotonic() + 10
+    while "/hello" not in file_text_with(access, "/hello", timeout=0.2) \
+            and time.monotonic() < deadline:  # until the worker has reopened its file
+        requests.get(f"http://127.0.0.1:{port}/hello", timeout=5)
+    assert json.loads(file_text_with(access, "/hello").splitlines()[0])["path"] == "/hello"
 
 
 def test_a_logger_class_that_fails_is_one_line_and_exit_1() -> None:
