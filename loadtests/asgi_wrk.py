@@ -119,6 +119,22 @@ def main() -> None:
             p50 = statistics.median(r[1] for r in runs)
             p99 = statistics.median(r[2] for r in runs)
             print(f"{name:<20}{c:>6}{rps:>10.0f}{p50:>9.2f}{p99:>9.2f}")
+    _print_paired(names, conns, cells)
+
+
+def _print_paired(names: list[str], conns: list[int],
+                  cells: dict[tuple[str, int], list[tuple[float, float, float]]]) -> None:
+    """greenserve-asgi's req/s over each other server's, round by round (the two cells of a
+    round run seconds apart, so a host whose speed drifts moves both alike)."""
+    if "greenserve-asgi" not in names:
+        return
+    for other in (n for n in names if n != "greenserve-asgi"):
+        for c in conns:
+            ratios = [a[0] / b[0] for a, b in zip(cells[("greenserve-asgi", c)],
+                                                  cells[(other, c)], strict=True)]
+            each = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"greenserve-asgi/{other} c{c}: median {statistics.median(ratios):.2f} "
+                  f"of the rounds ({each})")
 
 
 if __name__ == "__main__":
