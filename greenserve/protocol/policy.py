@@ -417,13 +417,13 @@ def check_fields(version: bytes, headers: Headers) -> Rejection | HeadFields:
     return HeadFields(
         chunked=framing[0],
         content_length=framing[1],
-        connection=_tokens(connection) if connection else [],
-        expect=_tokens(expect) if expect else [],
+        connection=field_tokens(connection) if connection else [],
+        expect=field_tokens(expect) if expect else [],
         upgrade=upgrade[0] if upgrade else None,
     )
 
 
-def _tokens(values: list[bytes]) -> list[bytes]:
+def field_tokens(values: list[bytes]) -> list[bytes]:
     """The comma-separated tokens of a field's values, trimmed and lower-cased."""
     return [token.strip(_WS).lower() for value in values for token in value.split(b",")]
 

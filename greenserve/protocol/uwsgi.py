@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from .events import Headers, InboundEvent, InformationalResponse
 from .h1_base import BaseH1Connection, ParsedHead
-from .policy import TOKEN, HeadFields, Rejection
+from .policy import TOKEN, HeadFields, Rejection, field_tokens
 
 #: a packet's variables at most (gunicorn's bound; a packet is at most 64 KiB anyway)
 MAX_VARS = 1000
@@ -81,8 +81,7 @@ def request_head(variables: dict[str, str]) -> tuple[ParsedHead, HeadFields] | R
     fields = HeadFields(
         chunked=False,
         content_length=int(length_text) if length_text else None,
-        connection=[t.strip(b" \t").lower() for t in connection.split(b",")] if connection
-        else [],
+        connection=field_tokens([connection]) if connection else [],
         expect=[],  # the front end answered any 100-continue itself
         upgrade=None,  # nothing switches protocols over uwsgi
     )

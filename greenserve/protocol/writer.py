@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from .events import Headers
+from .policy import field_tokens
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -206,7 +207,7 @@ def _plan(status: int, reason: bytes, headers: Headers, method: bytes,
         if lname in _SPECIAL:
             value = pair[1]
             if lname != b"content-length":
-                if lname == b"connection" and b"close" in _tokens(value):
+                if lname == b"connection" and b"close" in field_tokens([value]):
                     keep_alive = False
                 continue  # hop-by-hop: the server owns connection management
             if not value.isdigit() or (length is not None and int(value) != length):
@@ -234,10 +235,6 @@ def _plan(status: int, reason: bytes, headers: Headers, method: bytes,
         tail.append((b"Connection", b"close"))
     return (before, frozenset(names), _fields(tail) + b"\r\n", length, chunked, send_body,
             keep_alive)
-
-
-def _tokens(value: bytes) -> list[bytes]:
-    return [token.strip(b" \t").lower() for token in value.split(b",")]
 
 
 def frame_data(framing: BodyFraming, data: bytes) -> bytes:
