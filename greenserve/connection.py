@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 import gevent
 from gevent.socket import wait_write
 
-from . import proxied
+from . import h2negotiation, proxied
 from .dates import http_date
 from .protocol.events import (
     Headers,
@@ -127,6 +127,8 @@ class HTTPConnection:
         #: the WSGI environ keys shared by every request of this connection (built by the
         #: adapter on the first request: addresses, scheme, trust)
         self.environ_base: dict[str, Any] | None = None
+        #: the HTTP/2 session that took the socket over (h2negotiation), if one did
+        self.session: Any = None
         # the request being served and when it started (``current``), for the heartbeat
         self._serving: Request | None = None
         self._started = 0.0
@@ -143,6 +145,8 @@ class HTTPConnection:
             uwsgi_allow = self.state.uwsgi_allow
             if uwsgi_allow is not None and not uwsgi_allow.allows(self.info):
                 self._reject(ProtocolError(403, "uwsgi requests are not allowed from it"))
+                return
+            if self.state.h2_options.enabled and h2negotiation.serve_if_h2(self, handler):
                 return
             while self._serve_one(handler):
                 self.proto.start_next_cycle()
@@ -162,6 +166,11 @@ class HTTPConnection:
             return False
         if not isinstance(event, Request):
             return False
+        if event.upgrade is not None and self.state.h2_options.upgrade:
+            settings = h2negotiation.upgrade_settings(event, self.state.h2_options)
+            if settings is not None and self.state.forwarded_allow.allows(self.info):
+                h2negotiation.serve_upgrade(self, handler, event, settings)
+                return False
         self.idle = False
         self.requests += 1
         self.state.count_request()
@@ -178,6 +187,8 @@ class HTTPConnection:
     @property
     def current(self) -> tuple[float, str] | None:
         """(start time, request line) of the request being served, for the heartbeat."""
+        if self.session is not None:
+            return self.session.current  # type: ignore[no-any-return]
         request = self._serving
         return None if request is None else (self._started, _request_line(request))
 
@@ -351,6 +362,10 @@ class HTTPConnection:
             return  # a spurious wake-up: the caller waits again
         except OSError:
             data = b""  # reset by peer counts as EOF
+        self._received(data)
+
+    def feed(self, data: bytes) -> None:
+        """Bytes read from the socket by someone else (h2negotiation's preface check)."""
         self._received(data)
 
     def _received(self, data: bytes) -> None:
@@ -544,6 +559,10 @@ class HTTPConnection:
             self.sock.shutdown(how)
         except OSError:
             pass
+
+    def reject(self, error: ProtocolError) -> None:
+        """Answer a request we refuse, log it, and let the caller close."""
+        self._reject(error)
 
     def _reject(self, error: ProtocolError) -> None:
         """Answer a request we refuse, log it, and let the caller close."""

@@ -28,4 +28,9 @@ def build_context(cfg: Any) -> ssl.SSLContext | None:
     if not isinstance(context, ssl.SSLContext):
         raise TypeError(f"the ssl_context hook returned {type(context).__name__}, "
                         "not an ssl.SSLContext")
+    if "h2" in cfg.http_protocols:
+        # Offered in the order of --http-protocols (h2,h1 prefers HTTP/2).
+        from .config.http2 import ALPN_NAMES
+
+        context.set_alpn_protocols([ALPN_NAMES[name] for name in cfg.http_protocols])
     return context

@@ -29,6 +29,7 @@ from .app.wsgi import WSGIApp
 from .app.wsgi_environ import base_environ
 from .config import Config
 from .connection import HTTPConnection
+from .h2negotiation import H2Options
 from .heartbeat import Heartbeat
 from .protocol.parsers import connection_class
 from .protocol.policy import Limits
@@ -61,6 +62,10 @@ class WorkerState:
         self.requests = 0
         #: open WebSocket sessions of WSGI apps, told "going away" (1001) on a graceful stop
         self.websockets: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: what HTTP/2 the settings allow, and the open HTTP/2 connections (sent GOAWAY on
+        #: a graceful stop)
+        self.h2_options = H2Options.from_settings(cfg, tls=bool(cfg.certfile))
+        self.h2_sessions: weakref.WeakSet[Any] = weakref.WeakSet()
         self.max_requests = health.Recycling.jittered_max_requests(cfg)
         #: the Worker, passed to request hooks as ``worker``
         self.worker: object = None
@@ -274,6 +279,8 @@ class Worker:
             server.stop_accepting()
         if self._graceful:
             self._close_websockets()
+            for session in list(self.state.h2_sessions):
+                gevent.spawn(session.go_away)
             # Idle keep-alive connections are not cut: each may still bring one request,
             # answered with Connection: close, until its keep-alive timeout; cutting them
             # would race with a request already on the wire (the drop HUP must not cause).

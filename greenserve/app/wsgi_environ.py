@@ -124,7 +124,7 @@ def build_environ(
     return environ
 
 
-_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
+_PROTOCOLS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2.0": "HTTP/2.0"}
 #: environ key of each header name seen (None: dropped, a name with '_'), bounded in size
 _KEYS: dict[bytes, str | None] = {}
 _KEYS_SIZE = 1024

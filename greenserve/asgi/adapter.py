@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..app.runtime import AppStartupError
 from ..app.wsgi_environ import HeaderRefused, ScriptNameMismatch, build_environ
@@ -22,12 +22,14 @@ from ..protocol.websocket import HandshakeRejection, check_handshake, is_websock
 from ..streams import ClientDisconnected, InlineStream
 from ..trust import SchemeConflict
 from .bridge import LoopBridge
+from .h2cycle import H2Cycle
 from .http import ASGIApp, HTTPCycle, Receive, Send
 from .lifespan import Lifespan, LifespanFailed
 from .scope import ScopeBuilder
 from .websocket import refuse_handshake, serve_websocket
 
 if TYPE_CHECKING:
+    from ..h2stream import H2Stream
     from ..worker import WorkerState
 
 log = logging.getLogger("greenserve.error")
@@ -66,7 +68,8 @@ class ASGIAdapter:
         if req is not None and not self._pre_request(req, stream):
             self._after(stream, req, started)
             return
-        cycle = HTTPCycle(self, stream, scope)
+        cycle = HTTPCycle(self, stream, scope) if type(stream) is InlineStream \
+            else H2Cycle(self, cast("H2Stream", stream), scope)  # HTTP/2 (same surface)
         self.bridge.start_task(cycle.run(), eager=True)  # the task sets cycle.task
         watched = not cycle.task_done
         if watched:  # still running: the sweep watches it for disconnects

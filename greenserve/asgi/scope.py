@@ -21,7 +21,7 @@ LIFESPAN_SPEC_VERSION = "2.0"
 
 Scope = dict[str, Any]
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0"}
+_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2.0": "2"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
@@ -73,10 +73,10 @@ class ScopeBuilder:
             "server": info.server if info.server is not None else (
                 (info.unix_path, None) if info.unix_path else None),
             "state": self.lifespan_state.copy(),
-            # What http.py implements: trailers need chunked framing, and 1xx responses mean
-            # nothing to HTTP/1.0 clients.
+            # What http.py and h2cycle.py implement: HTTP/1 trailers need chunked framing,
+            # and 1xx responses mean nothing to HTTP/1.0 clients.
             "extensions": {"http.response.pathsend": {}, "http.response.trailers": {},
-                           "http.response.early_hint": {}} if version == "1.1"
+                           "http.response.early_hint": {}} if version != "1.0"
             else {"http.response.pathsend": {}},
         }
 

@@ -26,6 +26,7 @@ from .control import ControlSettings
 from .debugging import DebuggingSettings
 from .greenserve import GreenserveSettings
 from .hooks import HookSettings
+from .http2 import HTTP2Settings
 from .logging import LoggingSettings
 from .mechanics import MechanicsSettings
 from .naming import NamingSettings
@@ -45,7 +46,7 @@ __all__ = [
 SECTIONS: tuple[type, ...] = (
     ConfigFileSettings, SocketSettings, WorkerSettings, SecuritySettings, DebuggingSettings,
     MechanicsSettings, LoggingSettings, NamingSettings, HookSettings, SSLSettings,
-    ControlSettings, GreenserveSettings,
+    HTTP2Settings, ControlSettings, GreenserveSettings,
 )
 #: environment variables parsed like the command line, lowest precedence first
 CMD_ARGS_VARS = ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS")
@@ -56,9 +57,9 @@ RunMode = Literal["print", "check", "serve"]
 
 @dataclass(frozen=True, kw_only=True)
 class Config(
-    GreenserveSettings, ControlSettings, SSLSettings, HookSettings, NamingSettings, LoggingSettings,
-    MechanicsSettings, DebuggingSettings, SecuritySettings, WorkerSettings, SocketSettings,
-    ConfigFileSettings,
+    GreenserveSettings, ControlSettings, HTTP2Settings, SSLSettings, HookSettings, NamingSettings,
+    LoggingSettings, MechanicsSettings, DebuggingSettings, SecuritySettings, WorkerSettings,
+    SocketSettings, ConfigFileSettings,
 ):
     """Every setting, typed and frozen: ``cfg.workers`` is an ``int``.
 
@@ -373,6 +374,9 @@ def _finish(values: dict[str, Any], warn: Warn) -> Config:
                 warn(message)
     cfg = Config(**values)
     validate(cfg)
+    message = http2_advice(cfg)
+    if message:
+        warn(message)
     return cfg
 
 
@@ -388,6 +392,9 @@ def validate(cfg: Config) -> None:
                               "(or use --http-parser auto)")
     from greenserve.app.mount import root_conflict
 
+    if "h2" in cfg.http_protocols and not h2_available():
+        raise ConfigError("--http-protocols includes h2 but the h2 package (4.1 or later) is "
+                          "not installed: pip install 'greenserve[http2]', or drop h2")
     conflict = root_conflict(cfg)
     if conflict:
         raise ConfigError(conflict)
@@ -397,6 +404,30 @@ def validate(cfg: Config) -> None:
         if address in seen:
             raise ConfigError(f"argument -b/--bind: {spec!r} is given more than once")
         seen.add(address)
+
+
+def h2_available() -> bool:
+    """Whether the ``h2`` package HTTP/2 needs is importable, at 4.1 or later."""
+    # h2 imports neither socket nor ssl (importlib.metadata would, before gevent patches).
+    try:
+        import h2
+
+        major, minor = (int(part) for part in h2.__version__.split(".")[:2])
+    except Exception:
+        return False
+    return (major, minor) >= (4, 1)
+
+
+def http2_advice(cfg: Config) -> str | None:
+    """A warning when the HTTP/2 settings cannot do what they seem to ask."""
+    h2 = "h2" in cfg.http_protocols
+    if h2 and not cfg.certfile and cfg.http2_cleartext == "off":
+        return ("--http-protocols lists h2 but there is no --certfile and --http2-cleartext "
+                "is off, so HTTP/2 will never be negotiated")
+    if not h2 and cfg.http2_cleartext != "off":
+        return (f"--http2-cleartext {cfg.http2_cleartext} has no effect unless "
+                "--http-protocols lists h2")
+    return None
 
 
 def from_mapping(settings: Mapping[str, object], *, warn: Warn | None = None) -> Config:

@@ -260,12 +260,6 @@ _PENDING_TABLE = """
 [Logging]
 [Process Naming]
 [HTTP/2]
-http_protocols                      --http-protocols                        value
-http2_cleartext                     --http2-cleartext                       value
-http2_max_concurrent_streams        --http2-max-concurrent-streams          value
-http2_initial_window_size           --http2-initial-window-size             value
-http2_max_frame_size                --http2-max-frame-size                  value
-http2_max_header_list_size          --http2-max-header-list-size            value
 [Dirty Arbiters]
 dirty_apps                          --dirty-app                             append
 dirty_workers                       --dirty-workers                         value

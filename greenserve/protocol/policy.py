@@ -125,7 +125,7 @@ _ABSOLUTE_AUTHORITY = re.compile(
 # authority-form (CONNECT, RFC 9112 3.2.3): host ":" port, nothing else.
 _CONNECT_AUTHORITY = re.compile(_HOST + rb":[0-9]+\Z")
 # The common head, with nothing to forgive: a request line with a conventional method (see
-# _check_method), an origin-form target and HTTP/1.0 or 1.1; then ``name:value`` fields
+# check_method), an origin-form target and HTTP/1.0 or 1.1; then ``name:value`` fields
 # (token names, allowed value bytes); CRLF line endings only, no folding. Whatever it
 # matches, check_request_line and check_field_line accept. Possessive quantifiers: nothing
 # here needs backtracking.
@@ -303,9 +303,9 @@ def check_request_line(line: bytes, limits: Limits) -> Rejection | None:
         return Rejection(400, "malformed request line")
     method, target, version = parts
     return (
-        _check_method(method, limits)
+        check_method(method, limits)
         or _check_version(version, limits)
-        or _check_target(method, target)
+        or check_target(method, target)
     )
 
 
@@ -318,6 +318,18 @@ def check_field_line(line: bytes, limits: Limits) -> Rejection | None:
         stripped = name.rstrip(_WS)
         if not (limits.strip_header_spaces and stripped != name and TOKEN.match(stripped)):
             return Rejection(400, "invalid header name")
+    if _BAD_VALUE_BYTE.search(value):
+        return Rejection(400, "control byte in header value")
+    return None
+
+
+def check_field(name: bytes, value: bytes, limits: Limits) -> Rejection | None:
+    """One field already split (HTTP/2): a token name, allowed value bytes, the size limit
+    (counted as its HTTP/1 line would be: name, ': ', value, CRLF)."""
+    if len(name) + len(value) + 2 + _CRLF > limits.field_size_limit:
+        return Rejection(431, "header field too large")
+    if not TOKEN.match(name):
+        return Rejection(400, "invalid header name")
     if _BAD_VALUE_BYTE.search(value):
         return Rejection(400, "control byte in header value")
     return None
@@ -428,7 +440,8 @@ def field_tokens(values: list[bytes]) -> list[bytes]:
     return [token.strip(_WS).lower() for value in values for token in value.split(b",")]
 
 
-def _check_method(method: bytes, limits: Limits) -> Rejection | None:
+def check_method(method: bytes, limits: Limits) -> Rejection | None:
+    """A token, and (unless permitted otherwise) a conventional one: 3-20 bytes, upper case."""
     if not TOKEN.match(method):
         return Rejection(400, "invalid request method")
     if limits.permit_unconventional_http_method:
@@ -456,7 +469,8 @@ def served_version(version: bytes) -> bytes:
     return b"HTTP/1.0" if version[5:6] == b"0" else b"HTTP/1.1"
 
 
-def _check_target(method: bytes, target: bytes) -> Rejection | None:
+def check_target(method: bytes, target: bytes) -> Rejection | None:
+    """Visible ASCII in one of the four request-target forms (RFC 9112 3.2)."""
     if not target or _BAD_TARGET_BYTE.search(target):
         return Rejection(400, "invalid request target")
     if target.startswith(b"/"):
