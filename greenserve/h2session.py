@@ -75,6 +75,7 @@ class H2Session:
         self._window = gevent.event.Event()  # pulsed on every WINDOW_UPDATE or SETTINGS
         self._writing = False
         self._closing = False  # GOAWAY sent: finish the open streams, then close
+        self._said_goodbye = False  # the final GOAWAY went through h2
         self._broken = False
         self._last_stream = 0
         self._resets: deque[float] = deque()
@@ -83,6 +84,7 @@ class H2Session:
         self.requests = 0
         self.handler: Any = None
         self._reader: Any = None  # the connection's greenlet, while it waits in recv()
+        self._wake_pending = False
 
     # -- the reader --------------------------------------------------------------------------
     def serve(self, handler: Handler, preread: bytes = b"",
@@ -302,13 +304,23 @@ class H2Session:
                 self.flush()
             except (ClientDisconnected, OSError):
                 pass
-        if not self.streams and self._closing:
-            self._wake_reader()
+        if not self.streams:
+            self._wake_reader()  # to close (after GOAWAY), or to start the idle timeout
 
     def _wake_reader(self) -> None:
-        """Make the reader, if it waits in recv(), look again (the connection may close)."""
+        """Make the reader, if it waits in recv(), look again (the connection may close).
+
+        From the hub, as gevent's own timeouts do: a greenlet that threw into the reader
+        itself would be parked until someone switched back to it.
+        """
+        if self._reader is not None and not self._wake_pending:
+            self._wake_pending = True
+            gevent.get_hub().loop.run_callback(self._wake_now)
+
+    def _wake_now(self) -> None:  # in the hub
+        self._wake_pending = False
         reader = self._reader
-        if reader is not None and reader is not gevent.getcurrent():
+        if reader is not None:  # still waiting in recv()
             reader.throw(_Wake)
 
     # -- writing (any greenlet of the connection) ---------------------------------------------
@@ -411,13 +423,22 @@ class H2Session:
         if self._closing or self._broken:
             return
         self._closing = True
+        if self.streams:
+            # GOAWAY waits until they are answered: h2-based clients (httpx) take any
+            # GOAWAY as the end and drop the responses still under way. Until then, new
+            # streams are refused (REFUSED_STREAM: safe to retry elsewhere).
+            return
+        self._final_goaway()
         try:
-            self.h2.close_connection(last_stream_id=self._last_stream)
             self.flush()
         except (ClientDisconnected, OSError):
             pass
-        if not self.streams:
-            self._wake_reader()
+        self._wake_reader()
+
+    def _final_goaway(self) -> None:
+        if not self._said_goodbye and not self._broken:
+            self._said_goodbye = True
+            self.h2.close_connection(last_stream_id=self._last_stream)
 
     def _reset_all(self) -> None:
         for stream in list(self.streams.values()):
@@ -430,6 +451,7 @@ class H2Session:
             gevent.joinall(list(self._greenlets), timeout=self.state.cfg.graceful_timeout)
             gevent.killall(list(self._greenlets), block=True, timeout=1)
         try:
+            self._final_goaway()
             self.flush()
         except (ClientDisconnected, OSError):
             pass

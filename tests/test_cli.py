@@ -122,14 +122,14 @@ def test_bad_cmd_args_name_the_variable() -> None:
 
 def test_unimplemented_gunicorn_flags_warn_and_run() -> None:
     result = greenserve("--check-config", "--dirty-workers", "2",
-                        "--http-protocols", "h1,h2",
+                        "--dirty-threads", "2",
                         "cfgapp_basic",
                         env=child_env(GUNICORN_CMD_ARGS="--dirty-timeout 10"))
     assert result.returncode == 0
     assert result.stderr.splitlines() == [
         f"greenserve: warning: {flag} is accepted for gunicorn compatibility but not "
         "implemented yet" for flag in
-        ("--dirty-timeout", "--dirty-workers", "--http-protocols")
+        ("--dirty-timeout", "--dirty-workers", "--dirty-threads")
     ]
 
 

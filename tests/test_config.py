@@ -227,11 +227,11 @@ def test_default_config_file_is_read_from_the_working_directory(
 
 def test_config_file_hooks_are_set_and_pending_settings_warn(tmp_path: Path) -> None:
     conf = tmp_path / "c.py"
-    conf.write_text("def post_fork(server, worker):\n    pass\nhttp_protocols = 'h1,h2'\n")
+    conf.write_text("def post_fork(server, worker):\n    pass\ndirty_workers = 2\n")
     cfg, warnings = load_quiet(["-c", str(conf)])
     assert cfg.post_fork.__name__ == "post_fork"
     assert warnings == [
-        f"http_protocols (in {conf}) is accepted for gunicorn compatibility but not "
+        f"dirty_workers (in {conf}) is accepted for gunicorn compatibility but not "
         "implemented yet",
     ]
 
@@ -277,8 +277,8 @@ def test_every_pending_gunicorn_flag_is_accepted_with_one_warning(pending: objec
 
 
 def test_pending_flag_from_two_sources_warns_once() -> None:
-    _, warnings = load_quiet(["--http-protocols", "h1"],
-                             {"GUNICORN_CMD_ARGS": "--http-protocols h2"})
+    _, warnings = load_quiet(["--dirty-workers", "1"],
+                             {"GUNICORN_CMD_ARGS": "--dirty-workers 2"})
     assert len(warnings) == 1
 
 

@@ -1,0 +1,360 @@
+"""HTTP/2: TLS with ALPN, h2c by prior knowledge and by Upgrade, WSGI and ASGI, through real
+clients (httpx, curl, and tests/h2client.py on the h2 package for frame-level checks)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import h2.errors
+import h2.settings
+import httpx
+import pytest
+from h2client import H2Client, Reply
+
+from conftest import ServerProcess
+
+H2C = ("--http-protocols", "h2,h1", "--http2-cleartext", "both")
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    try:
+        subprocess.run(["openssl", "version"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("the openssl command is needed to make a test certificate")
+    directory = tmp_path_factory.mktemp("h2certs")
+    key, pem = directory / "key.pem", directory / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(key), "-out", str(pem), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return key, pem
+
+
+def _trust(pem: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(pem))
+
+
+def _h2c_client() -> httpx.Client:
+    return httpx.Client(http1=False, http2=True, timeout=10)
+
+
+# -- negotiation -----------------------------------------------------------------------------
+def test_tls_alpn_serves_http2_and_http1(serve, cert) -> None:  # type: ignore[no-untyped-def]
+    key, pem = cert
+    server = serve("--http-protocols", "h2,h1", "--certfile", str(pem), "--keyfile", str(key),
+                   "wsgi_apps:echo")
+    url = f"https://127.0.0.1:{server.port}/path?q=1"
+    with httpx.Client(http2=True, verify=_trust(pem), timeout=10) as client:
+        response = client.post(url, content=b"payload")
+    assert response.http_version == "HTTP/2"
+    data = response.json()
+    assert data["protocol"] == "HTTP/2.0"
+    assert data["scheme"] == "https"
+    assert data["headers"]["HTTP_HOST"] == f"127.0.0.1:{server.port}"
+    assert data["body"] == "payload" and data["path"] == "/path" and data["query"] == "q=1"
+    assert response.headers["server"].startswith("greenserve/")
+    assert "date" in response.headers
+    with httpx.Client(http2=False, verify=_trust(pem), timeout=10) as client:
+        plain = client.get(url)
+    assert plain.http_version == "HTTP/1.1" and plain.json()["protocol"] == "HTTP/1.1"
+
+
+def test_without_h2_in_protocols_alpn_offers_only_http1(serve, cert) -> None:  # type: ignore[no-untyped-def]
+    key, pem = cert
+    server = serve("--certfile", str(pem), "--keyfile", str(key), "wsgi_apps:echo")
+    with httpx.Client(http2=True, verify=_trust(pem), timeout=10) as client:
+        response = client.get(f"https://127.0.0.1:{server.port}/")
+    assert response.http_version == "HTTP/1.1"
+
+
+def test_h2c_prior_knowledge(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:echo")
+    with _h2c_client() as client:
+        response = client.get(f"http://127.0.0.1:{server.port}/x")
+    assert response.http_version == "HTTP/2"
+    assert response.json()["protocol"] == "HTTP/2.0"
+    # and plain HTTP/1.1 still works in "both" mode
+    assert httpx.get(f"http://127.0.0.1:{server.port}/y").json()["protocol"] == "HTTP/1.1"
+
+
+def test_prior_knowledge_only_refuses_http1(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("--http-protocols", "h2", "--http2-cleartext", "prior-knowledge",
+                   "wsgi_apps:echo")
+    assert httpx.get(f"http://127.0.0.1:{server.port}/").status_code == 400
+    assert server.has_logged("expected the HTTP/2 connection preface")
+    with _h2c_client() as client:
+        assert client.get(f"http://127.0.0.1:{server.port}/").status_code == 200
+
+
+def test_h2c_only_for_trusted_peers(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "--forwarded-allow-ips", "10.9.9.9", "wsgi_apps:echo")
+    client = H2Client(server.connect())
+    data = b""
+    while b"\r\n\r\n" not in data:  # the preface read as an HTTP/1 request: refused
+        chunk = client.sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    assert data.startswith(b"HTTP/1.1 505")  # HTTP/2.0 in an HTTP/1 request line
+
+
+def test_h2c_upgrade_makes_the_request_stream_1(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:echo")
+    sock = server.connect()
+    client = H2Client(sock, upgraded=True)
+    settings = client.conn.initiate_upgrade_connection()
+    sock.sendall(b"POST /up HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n"
+                 b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                 b"HTTP2-Settings: " + settings + b"\r\n\r\nhello")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert b"Upgrade: h2c" in head
+    client.flush()
+    client.replies[1] = Reply()
+    reply = client.response(1)
+    data = json.loads(reply.body)
+    assert reply.status == 200
+    assert data["protocol"] == "HTTP/2.0" and data["body"] == "hello"
+    assert data["headers"]["HTTP_HOST"] == "example.test"
+    assert "HTTP_UPGRADE" not in data["headers"] and "HTTP_HTTP2_SETTINGS" not in data["headers"]
+    assert client.get("/next").status == 200  # the connection goes on as HTTP/2
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs the curl command")
+def test_curl_upgrade_and_prior_knowledge(serve) -> None:  # type: ignore[no-untyped-def]
+    if "HTTP2" not in subprocess.run(["curl", "--version"], capture_output=True,
+                                     text=True).stdout:
+        pytest.skip("this curl has no HTTP/2")
+    server = serve(*H2C, "wsgi_apps:echo")
+    url = f"http://127.0.0.1:{server.port}/c"
+    for flag in ("--http2", "--http2-prior-knowledge"):
+        out = subprocess.run(["curl", "-s", flag, "-w", "\n%{http_version}", url],
+                             capture_output=True, text=True, timeout=20).stdout
+        body, version = out.rsplit("\n", 1)
+        assert version == "2", flag
+        assert json.loads(body)["protocol"] == "HTTP/2.0"
+
+
+# -- streams ---------------------------------------------------------------------------------
+def test_streams_run_concurrently(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    started = time.monotonic()
+    ids = [client.request("/sleep?s=0.5") for _ in range(8)]
+    replies = [client.response(i) for i in ids]
+    elapsed = time.monotonic() - started
+    assert [r.body for r in replies] == [b"slept"] * 8
+    # One after another would take 4 s; on one connection they overlap.
+    assert elapsed < 3.0, elapsed
+
+
+def test_large_bodies_both_ways_under_flow_control(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:echo")
+    payload = bytes(range(256)) * 4096  # 1 MiB: sixteen initial windows
+    with _h2c_client() as client:
+        response = client.post(f"http://127.0.0.1:{server.port}/", content=payload)
+    assert response.json()["body"].encode("latin-1") == payload
+    # A client with a 1 KiB window gets the whole response, window by window.
+    client2 = H2Client(server.connect(), window=1024)
+    reply = client2.get("/", method="POST", body=payload)
+    assert json.loads(reply.body)["body"].encode("latin-1") == payload
+
+
+def test_settings_are_announced(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "--http2-max-concurrent-streams", "7",
+                   "--http2-initial-window-size", "100000", "wsgi_apps:echo")
+    client = H2Client(server.connect())
+    client.get("/")
+    codes = h2.settings.SettingCodes
+    assert client.remote_settings[codes.MAX_CONCURRENT_STREAMS] == 7
+    assert client.remote_settings[codes.INITIAL_WINDOW_SIZE] == 100000
+
+
+@pytest.mark.parametrize(("raw", "status"), [
+    ([(b":method", b"get")], 400),  # unconventional method
+    ([(b":method", b"GET"), (b"x-long", b"v" * 9000)], 431),
+    ([(b":method", b"GET"), *[(b"x-h%d" % i, b"v") for i in range(101)]], 431),
+    ([(b":method", b"GET"), (b"content-type", b"a"), (b"content-type", b"b")], 400),
+])
+def test_bad_heads_get_a_status(serve, raw, status) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:echo")
+    client = H2Client(server.connect())
+    method, extra = raw[0], raw[1:]
+    headers = [method, (b":scheme", b"http"), (b":authority", b"127.0.0.1"),
+               (b":path", b"/"), *extra]
+    reply = client.get("/", raw=headers)
+    assert reply.status == status
+    assert client.get("/").status == 200  # the connection serves on
+    assert server.has_logged(f"bad request from 127.0.0.1: {status}")
+
+
+def test_malformed_requests_end_the_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    """What RFC 9113 calls malformed (h2 checks it) is a connection error, as in gunicorn."""
+    server = serve(*H2C, "wsgi_apps:echo")
+    client = H2Client(server.connect())
+    client.request("/", raw=[(b":method", b"GET"), (b":scheme", b"http"),
+                             (b":authority", b"127.0.0.1"), (b":path", b"/"),
+                             (b"host", b"other.test")])
+    goaway = client.until_goaway()
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert server.has_logged("HTTP/2 protocol error from 127.0.0.1")
+
+
+def test_long_path_is_414(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:echo")
+    client = H2Client(server.connect())
+    assert client.get("/" + "a" * 5000).status == 414
+
+
+def test_client_reset_ends_the_app_and_spares_the_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    stream_id = client.request("/tracked?name=h2reset&n=200&d=0.02")
+    while not client.replies[stream_id].body:
+        client.pump()
+    client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    client.flush()
+    deadline = time.monotonic() + 10
+    while b"h2reset" not in client.get("/closed").body:
+        assert time.monotonic() < deadline, "the app's iterable was never closed"
+        time.sleep(0.05)
+
+
+def test_reset_flood_is_calmed(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    for _ in range(210):
+        stream_id = client.conn.get_next_available_stream_id()
+        client.conn.send_headers(stream_id, [(b":method", b"GET"), (b":scheme", b"http"),
+                                             (b":authority", b"a"), (b":path", b"/hello")])
+        client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    client.flush()
+    goaway = client.until_goaway()
+    assert goaway is not None
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+    assert server.has_logged("HTTP/2 flood of stream resets")
+
+
+def test_app_errors(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    assert client.get("/error-before").status == 500
+    broken = client.get("/error-after")
+    assert broken.reset == h2.errors.ErrorCodes.INTERNAL_ERROR  # the head was out
+    assert client.get("/hello").body == b"hello"
+
+
+def test_idle_connection_gets_goaway(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "--keep-alive", "1", "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    client.get("/hello")
+    started = time.monotonic()
+    goaway = client.until_goaway()
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.NO_ERROR
+    assert time.monotonic() - started < 5
+
+
+def test_graceful_stop_finishes_streams_and_says_goaway(serve) -> None:  # type: ignore[no-untyped-def]
+    server: ServerProcess = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    stream_id = client.request("/sleep?s=1")
+    time.sleep(0.3)
+    server.signal(signal.SIGTERM)
+    reply = client.response(stream_id)
+    assert reply.status == 200 and reply.body == b"slept"
+    assert client.until_goaway() is not None
+    assert client.goaway is not None and client.goaway.last_stream_id == stream_id
+    assert server.wait(20) == 0
+
+
+def test_access_log_and_max_requests(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "--access-logfile", "-", "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    client.get("/hello")
+    assert server.has_logged('"GET /hello HTTP/2.0" 200')
+
+
+def test_request_timeout_answers_504(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "--request-timeout", "0.5", "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    assert client.get("/sleep?s=3").status == 504
+
+
+# -- ASGI ------------------------------------------------------------------------------------
+def test_asgi_over_http2(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "asgi_apps:app")
+    base = f"http://127.0.0.1:{server.port}"
+    with _h2c_client() as client:
+        scope = client.get(f"{base}/scope?x=1").json()
+        assert scope["http_version"] == "2"
+        assert "http.response.trailers" in scope["extensions"]
+        payload = b"z" * 300_000
+        echoed = client.post(f"{base}/echo", content=payload).json()
+        assert echoed["body"].encode("latin-1") == payload
+        streamed = client.get(f"{base}/stream?n=4&delay=0.01")
+        assert streamed.text == "".join(f"part {i}\n" for i in range(4))
+        assert client.get(f"{base}/big?mb=2").content == b"x" * (2 << 20)
+        assert client.get(f"{base}/raise-before").status_code == 500
+
+
+def test_asgi_trailers_hints_and_reset(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "asgi_apps:app")
+    client = H2Client(server.connect())
+    reply = client.get("/trailers")
+    assert reply.body == b"abcdef" and (b"x-checksum", b"42") in reply.trailers
+    hinted = client.get("/early-hint")
+    assert hinted.informational and hinted.informational[0][0] == (b":status", b"103")
+    assert hinted.status == 200
+    assert client.get("/raise-after").reset == h2.errors.ErrorCodes.INTERNAL_ERROR
+    # a client that resets a stream the app waits on: the app hears http.disconnect
+    stream_id = client.request("/wait-disconnect")
+    time.sleep(0.2)
+    client.conn.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+    client.flush()
+    deadline = time.monotonic() + 10
+    while True:
+        events = json.loads(client.get("/events").body)
+        if any(e["path"] == "/wait-disconnect" for e in events):
+            break
+        assert time.monotonic() < deadline, events
+        time.sleep(0.05)
+    assert [e["event"] for e in events if e["path"] == "/wait-disconnect"] == ["http.disconnect"]
+
+
+def test_asgi_streams_run_concurrently(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "asgi_apps:app")
+    client = H2Client(server.connect())
+    started = time.monotonic()
+    ids = [client.request("/sleep?s=0.5") for _ in range(8)]
+    assert all(client.response(i).status == 200 for i in ids)
+    assert time.monotonic() - started < 3.0
+
+
+# -- settings ----------------------------------------------------------------------------------
+def test_settings_errors_and_warnings(serve, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = ServerProcess(["--http-protocols", "h3", "wsgi_apps:echo"])
+    assert bad.wait(20) != 0
+    bad.stop()
+    assert "Invalid protocol 'h3'. Valid protocols: h1, h2" in bad.logs()
+    assert "Traceback" not in bad.logs()
+    server = serve("--http-protocols", "h2", "wsgi_apps:echo")
+    assert server.has_logged("HTTP/2 will never be negotiated")
+    # an h2 package that is too old (a stand-in on PYTHONPATH) is a one-line start error
+    fake = tmp_path / "h2"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("__version__ = '3.2.0'\n")
+    old = ServerProcess(["--http-protocols", "h2,h1", "wsgi_apps:echo"],
+                        env={"PYTHONPATH": f"{tmp_path}:{Path(__file__).parent / 'apps'}:"
+                             f"{Path(__file__).parents[1]}"})
+    assert old.wait(20) != 0
+    old.stop()
+    assert "the h2 package (4.1 or later) is not installed" in old.logs()
+    assert "Traceback" not in old.logs()
