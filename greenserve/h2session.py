@@ -77,6 +77,7 @@ class H2Session:
         self._closing = False  # GOAWAY sent: finish the open streams, then close
         self._said_goodbye = False  # the final GOAWAY went through h2
         self._broken = False
+        self._killed = False
         self._last_stream = 0
         self._resets: deque[float] = deque()
         self._control: deque[float] = deque()
@@ -85,6 +86,7 @@ class H2Session:
         self.handler: Any = None
         self._reader: Any = None  # the connection's greenlet, while it waits in recv()
         self._wake_pending = False
+        self._flush_pending = False
 
     # -- the reader --------------------------------------------------------------------------
     def serve(self, handler: Handler, preread: bytes = b"",
@@ -113,6 +115,9 @@ class H2Session:
                 self._received(data)
         except (ClientDisconnected, OSError):
             pass  # the client is gone: nothing more to say
+        except gevent.GreenletExit:
+            self._killed = True  # the worker stops without waiting: so do the streams
+            raise
         finally:
             self._end()
 
@@ -380,11 +385,13 @@ class H2Session:
             stream.feed_reset()
 
     def consumed(self, stream_id: int, length: int) -> None:
-        """The app read ``length`` bytes of a stream's body: give the window back."""
+        """The app read ``length`` bytes of a stream's body: give the window back.
+
+        Never blocks: the asyncio loop's greenlet calls it too (ASGI ``receive()``).
+        """
         if length and not self._broken:
             self.h2.acknowledge_received_data(length, stream_id)
-            if not self._writing:
-                self.flush()
+            self.flush_soon()
 
     def flush(self) -> None:
         """Send what ``h2`` has queued; a write already under way sends it instead."""
@@ -407,11 +414,13 @@ class H2Session:
             self._writing = False
 
     def flush_soon(self) -> None:
-        """:meth:`flush` from a greenlet that must not block (the asyncio loop's)."""
-        if not self._writing:
+        """:meth:`flush` in a greenlet of its own, for callers that must not block."""
+        if not self._writing and not self._flush_pending:
+            self._flush_pending = True
             self._spawn(self._flush_quietly)
 
     def _flush_quietly(self) -> None:
+        self._flush_pending = False
         try:
             self.flush()
         except ClientDisconnected:
@@ -448,7 +457,8 @@ class H2Session:
         self.state.h2_sessions.discard(self)
         self._reset_all()  # the client is gone (or we close): the apps' I/O now fails
         if self._greenlets:
-            gevent.joinall(list(self._greenlets), timeout=self.state.cfg.graceful_timeout)
+            if not self._killed:
+                gevent.joinall(list(self._greenlets), timeout=self.state.cfg.graceful_timeout)
             gevent.killall(list(self._greenlets), block=True, timeout=1)
         try:
             self._final_goaway()
