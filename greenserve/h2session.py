@@ -28,7 +28,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from .connection import RequestTimeout, server_defaults
+from .connection import RequestTimeout, os_sockets, server_defaults
 from .h2stream import H2Stream
 from .protocol.events import Headers, Request
 from .protocol.h2request import request_from_headers, response_headers, trailer_headers
@@ -84,6 +84,8 @@ class H2Session:
         self._trust_scheme = state.forwarded_allow.allows(info)
         self.requests = 0
         self.handler: Any = None
+        # the OS socket under gevent's, for the first try of each write (not under TLS)
+        self._direct = os_sockets(sock)[0]
         self._reader: Any = None  # the connection's greenlet, while it waits in recv()
         self._wake_pending = False
         self._flush_pending = False
@@ -404,14 +406,28 @@ class H2Session:
                 if not data:
                     return
                 try:
-                    with gevent.Timeout(self.send_timeout, TimeoutError):
-                        self.sock.sendall(data)
+                    self._send(data)
                 except (OSError, TimeoutError) as exc:
                     self._broken = True
                     self._reset_all()
                     raise ClientDisconnected(str(exc)) from exc
         finally:
             self._writing = False
+
+    def _send(self, data: bytes) -> None:
+        # One non-blocking send on the OS socket first (plain TCP): it usually takes it
+        # all, and gevent's sendall costs a getsockopt per call; the rest waits in sendall.
+        sent = 0
+        direct = self._direct
+        if direct is not None:
+            try:
+                sent = direct.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(data):
+                return
+        with gevent.Timeout(self.send_timeout, TimeoutError):
+            self.sock.sendall(memoryview(data)[sent:])
 
     def flush_soon(self) -> None:
         """:meth:`flush` in a greenlet of its own, for callers that must not block."""

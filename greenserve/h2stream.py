@@ -59,6 +59,9 @@ class H2Stream:
         self._held: Headers | None = None  # a response head waiting for its first body bytes
         self._with_body = True
         self._length_left: int | None = None  # what the app's Content-Length still promises
+        self._data_ended = False  # END_STREAM went out with the last DATA frame
+        #: trailers were announced (ASGI): the stream must not end with the body
+        self.expect_trailers = False
 
     # -- fed by the session's reader ---------------------------------------------------------
     def feed(self, data: bytes, flow_length: int) -> None:
@@ -141,13 +144,18 @@ class H2Stream:
         """Send a piece of the response body (waits for the client's window)."""
         if not data or not self._with_body:
             return
+        last = False
         if self._length_left is not None:
             if len(data) > self._length_left:
                 raise LocalProtocolError("response body longer than its Content-Length")
             self._length_left -= len(data)
+            # The Content-Length is reached: END_STREAM rides on this DATA frame (end()
+            # then has nothing to send), unless trailers are to follow.
+            last = not self._length_left and not self.expect_trailers
         self._release_head()
         self.bytes_sent += len(data)
-        self.session.send_data(self.stream_id, data)
+        self.session.send_data(self.stream_id, data, end_stream=last)
+        self._data_ended = last
 
     def end(self, trailers: Headers | None = None) -> None:
         """Finish the response (with trailers, when given)."""
@@ -160,7 +168,7 @@ class H2Stream:
         if trailers:
             check_headers(trailers)
             self.session.send_trailers(self.stream_id, trailers)
-        elif held is None:
+        elif held is None and not self._data_ended:
             self.session.send_data(self.stream_id, b"", end_stream=True)
         self.complete = True
 

@@ -151,6 +151,7 @@ class H2Cycle(HTTPCycle):
             if kind == _DATA:
                 stream.send_data(op[1])
             elif kind == _HEAD:
+                stream.expect_trailers = self.trailers is not None
                 stream.send_head(op[1], op[2])
             elif kind == _END:
                 stream.end(op[1])
