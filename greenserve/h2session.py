@@ -60,8 +60,13 @@ class H2Session:
         self.send_timeout: float | None = state.send_timeout
         #: the adapters' per-connection environ keys (see ``HTTPConnection.environ_base``)
         self.environ_base: dict[str, Any] | None = None
+        # Heads are checked in protocol/h2request.py (one pass, a 400 on the stream), and
+        # responses there too (names lower-cased, connection fields dropped, values
+        # checked by the writer's rules): h2's own passes would do it all again.
         self.h2 = h2.connection.H2Connection(h2.config.H2Configuration(
-            client_side=False, header_encoding=None))
+            client_side=False, header_encoding=None, validate_inbound_headers=False,
+            normalize_inbound_headers=False, validate_outbound_headers=False,
+            normalize_outbound_headers=False))
         self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
             _Setting.MAX_CONCURRENT_STREAMS: cfg.http2_max_concurrent_streams,
             _Setting.INITIAL_WINDOW_SIZE: cfg.http2_initial_window_size,

@@ -196,13 +196,33 @@ def test_bad_heads_get_a_status(serve, raw, status) -> None:  # type: ignore[no-
     assert server.has_logged(f"bad request from 127.0.0.1: {status}")
 
 
-def test_malformed_requests_end_the_connection(serve) -> None:  # type: ignore[no-untyped-def]
-    """What RFC 9113 calls malformed (h2 checks it) is a connection error, as in gunicorn."""
+@pytest.mark.parametrize("extra", [
+    [(b"host", b"other.test")],  # Host differs from :authority
+    [(b"Upper", b"1")],
+    [(b"connection", b"keep-alive")],
+    [(b"te", b"gzip")],
+    [(b"x-space", b" padded")],
+    [(b":path", b"/again")],  # a repeated pseudo-header
+    [(b"x-a", b"1"), (b":scheme", b"http")],  # a pseudo-header after a field
+])
+def test_malformed_heads_get_400(serve, extra) -> None:  # type: ignore[no-untyped-def]
+    """What RFC 9113 calls malformed: a 400 on the stream (gunicorn resets it)."""
     server = serve(*H2C, "wsgi_apps:echo")
     client = H2Client(server.connect())
-    client.request("/", raw=[(b":method", b"GET"), (b":scheme", b"http"),
-                             (b":authority", b"127.0.0.1"), (b":path", b"/"),
-                             (b"host", b"other.test")])
+    raw = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"127.0.0.1"),
+           (b":path", b"/")]
+    if extra[-1][0].startswith(b":"):
+        raw = [*raw[:1], *raw[2:], *extra] if extra[-1][0] == b":scheme" else [*raw, *extra]
+    else:
+        raw = [*raw, *extra]
+    assert client.get("/", raw=raw).status == 400
+    assert client.get("/").status == 200
+
+
+def test_body_length_mismatch_ends_the_connection(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:echo")
+    client = H2Client(server.connect())
+    client.request("/", method="POST", headers=[("content-length", "5")], body=b"abc")
     goaway = client.until_goaway()
     assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     assert server.has_logged("HTTP/2 protocol error from 127.0.0.1")

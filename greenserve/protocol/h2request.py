@@ -1,13 +1,15 @@
 """HTTP/2 request heads and response heads, sans-io: the rules of :mod:`.policy` for HTTP/2.
 
-The ``h2`` package parses frames and HPACK and already refuses what RFC 9113 calls
-malformed (upper-case names, connection-specific fields, bad or missing pseudo-fields); this
-module applies greenserve's own rules on top, the same ones an HTTP/1 head meets (method and
+The ``h2`` package parses frames and HPACK; this module checks what RFC 9113 calls
+malformed (upper-case names, connection-specific fields, bad, repeated or missing
+pseudo-fields) and greenserve's own rules, the same ones an HTTP/1 head meets (method and
 target grammar, the request-line and field limits, one Host, one Content-Type, a valid
 Content-Length), and turns the head into the :class:`~.events.Request` every adapter reads.
 """
 
 from __future__ import annotations
+
+import re
 
 from .events import Headers, Request
 from .policy import (
@@ -19,6 +21,12 @@ from .policy import (
     check_target,
     effective_method,
 )
+
+_PSEUDO = frozenset((b":method", b":scheme", b":authority", b":path"))
+_CONNECTION_FIELDS = frozenset(
+    (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"))
+_LOWER_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
+_WS = (b" ", b"\t")
 
 #: the version HTTP/2 requests carry: WSGI's SERVER_PROTOCOL is HTTP/2.0 (as gunicorn's),
 #: the ASGI scope's http_version "2"
@@ -47,13 +55,10 @@ def request_from_headers(
     Content-Length is marked ``chunked`` (of unknown length), as an HTTP/1 chunked one is.
     ``:scheme`` is believed only from a trusted peer (``trust_scheme``).
     """
-    pseudo: dict[bytes, bytes] = {}
-    fields: Headers = []
-    for name, value in headers:
-        if name[:1] == b":":
-            pseudo[name] = value
-        else:
-            fields.append((name, value))
+    split = _split(headers)
+    if isinstance(split, Rejection):
+        return split
+    pseudo, fields = split
     method = pseudo.get(b":method", b"")
     authority = pseudo.get(b":authority")
     target = authority if method == b"CONNECT" else pseudo.get(b":path")
@@ -61,6 +66,8 @@ def request_from_headers(
     if rejection is not None:
         return rejection
     assert target is not None  # _check_head refuses a missing target
+    if method != b"CONNECT" and b":scheme" not in pseudo:
+        return Rejection(400, "missing :scheme")
     if authority is not None:
         hosts = [value for name, value in fields if name == b"host"]
         if any(host != authority for host in hosts):
@@ -82,6 +89,39 @@ def request_from_headers(
         stream_id=stream_id,
         scheme=scheme.decode("ascii") if scheme in (b"http", b"https") else None,
     )
+
+
+def _split(headers: list[tuple[bytes, bytes]]
+           ) -> tuple[dict[bytes, bytes], Headers] | Rejection:
+    """Pseudo-fields and fields, checked as RFC 9113 8.2-8.3 asks (one pass).
+
+    The h2 package can check these too, in a dozen generator passes over the list; this
+    pass does the same work and answers 400 on the stream instead of ending the connection.
+    """
+    pseudo: dict[bytes, bytes] = {}
+    fields: Headers = []
+    cookies: list[bytes] = []
+    for name, value in headers:
+        if name[:1] == b":":
+            if fields or cookies:
+                return Rejection(400, "pseudo-header after a regular header")
+            if name not in _PSEUDO or name in pseudo:
+                return Rejection(400, "unknown or repeated pseudo-header")
+            pseudo[name] = value
+            continue
+        if name in _CONNECTION_FIELDS or (name == b"te" and value != b"trailers"):
+            return Rejection(400, "connection-specific header in an HTTP/2 request")
+        if not _LOWER_TOKEN.match(name):
+            return Rejection(400, "invalid header name")
+        if value[:1] in _WS or value[-1:] in _WS:
+            return Rejection(400, "whitespace around a header value")
+        if name == b"cookie":
+            cookies.append(value)  # crumbs, joined below (RFC 9113 8.2.3)
+            continue
+        fields.append((name, value))
+    if cookies:
+        fields.append((b"cookie", b"; ".join(cookies)))
+    return pseudo, fields
 
 
 def _check_head(method: bytes, target: bytes | None, fields: Headers,
