@@ -67,14 +67,8 @@ class H2Session:
             client_side=False, header_encoding=None, validate_inbound_headers=False,
             normalize_inbound_headers=False, validate_outbound_headers=False,
             normalize_outbound_headers=False))
-        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
-            _Setting.MAX_CONCURRENT_STREAMS: cfg.http2_max_concurrent_streams,
-            _Setting.INITIAL_WINDOW_SIZE: cfg.http2_initial_window_size,
-            _Setting.MAX_FRAME_SIZE: cfg.http2_max_frame_size,
-            _Setting.ENABLE_PUSH: 0,
-            **({_Setting.MAX_HEADER_LIST_SIZE: cfg.http2_max_header_list_size}
-               if cfg.http2_max_header_list_size else {}),
-        })
+        self.max_streams = cfg.http2_max_concurrent_streams
+        self.h2.local_settings = self._settings(self.max_streams)
         self.streams: dict[int, H2Stream] = {}
         self._greenlets: set[gevent.Greenlet] = set()
         self._window = gevent.event.Event()  # pulsed on every WINDOW_UPDATE or SETTINGS
@@ -95,6 +89,17 @@ class H2Session:
         self._wake_pending = False
         self._flush_pending = False
 
+    def _settings(self, max_streams: int) -> h2.settings.Settings:
+        cfg = self.state.cfg
+        return h2.settings.Settings(client=False, initial_values={
+            _Setting.MAX_CONCURRENT_STREAMS: max_streams,
+            _Setting.INITIAL_WINDOW_SIZE: cfg.http2_initial_window_size,
+            _Setting.MAX_FRAME_SIZE: cfg.http2_max_frame_size,
+            _Setting.ENABLE_PUSH: 0,
+            **({_Setting.MAX_HEADER_LIST_SIZE: cfg.http2_max_header_list_size}
+               if cfg.http2_max_header_list_size else {}),
+        })
+
     # -- the reader --------------------------------------------------------------------------
     def serve(self, handler: Handler, preread: bytes = b"",
               upgrade: tuple[Request, bytes, bytes] | None = None) -> None:
@@ -112,6 +117,11 @@ class H2Session:
                 self._start_upgraded(*upgrade)
             else:
                 self.h2.initiate_connection()
+            # The limit went out in SETTINGS; h2 would end the whole connection when a
+            # client opens more streams (one that sent them before it read the SETTINGS),
+            # so h2 is told "no limit" and _request() refuses the extra streams one by one
+            # (REFUSED_STREAM: the client may retry them), as RFC 9113 5.1.2 allows.
+            self.h2.local_settings = self._settings(2**31 - 1)
             self.flush()
             if preread:
                 self._received(preread)
@@ -200,7 +210,9 @@ class H2Session:
     def _request(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
         assert stream_id is not None
-        if self._closing:
+        # h2's count: a stream answered in full is closed for the client too, even while
+        # its greenlet is still finishing (the access log line, hooks).
+        if self._closing or self.h2.open_inbound_streams > self.max_streams:
             self.h2.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
             return
         self._last_stream = stream_id

@@ -3,6 +3,7 @@ clients (httpx, curl, and tests/h2client.py on the h2 package for frame-level ch
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import signal
@@ -249,7 +250,7 @@ def test_client_reset_ends_the_app_and_spares_the_connection(serve) -> None:  # 
 
 
 def test_reset_flood_is_calmed(serve) -> None:  # type: ignore[no-untyped-def]
-    server = serve(*H2C, "wsgi_apps:routes")
+    server = serve(*H2C, "--http2-max-concurrent-streams", "1000", "wsgi_apps:routes")
     client = H2Client(server.connect())
     for _ in range(210):
         stream_id = client.conn.get_next_available_stream_id()
@@ -378,3 +379,52 @@ def test_settings_errors_and_warnings(serve, tmp_path) -> None:  # type: ignore[
     old.stop()
     assert "the h2 package (4.1 or later) is not installed" in old.logs()
     assert "Traceback" not in old.logs()
+
+
+def test_fastapi_over_tls_http2_many_concurrent_requests(serve, cert) -> None:  # type: ignore[no-untyped-def]
+    """A real framework with a lifespan database, 200 requests over one HTTP/2 connection."""
+    key, pem = cert
+    server = serve("--http-protocols", "h2,h1", "--certfile", str(pem), "--keyfile", str(key),
+                   "asgi_fastapi:app")
+    base = f"https://127.0.0.1:{server.port}"
+
+    async def run() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=1)
+        async with httpx.AsyncClient(http2=True, verify=_trust(pem), timeout=20,
+                                     limits=limits) as client:
+            created = await client.post(f"{base}/items", json={"name": "pen", "price": 2.5},
+                                        headers={"x-user": "ann"})
+            assert created.json() == {"item": {"name": "pen", "price": 2.5, "tags": []},
+                                      "user": "ann", "total": 5.0}
+            return list(await asyncio.gather(
+                *(client.get(f"{base}/items/{i % 100}") for i in range(200))))
+
+    responses = asyncio.run(run())
+    assert {r.http_version for r in responses} == {"HTTP/2"}
+    assert [r.json()["name"] for r in responses] == [f"item-{i % 100}" for i in range(200)]
+
+
+def test_embedded_server_speaks_h2c() -> None:
+    from greenserve import Server
+
+    def app(environ, start_response):  # type: ignore[no-untyped-def]
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [environ["SERVER_PROTOCOL"].encode()]
+
+    with Server(app, http_protocols="h2,h1", http2_cleartext="both") as server, \
+            _h2c_client() as client:
+        response = client.get(server.url + "/")
+    assert response.http_version == "HTTP/2" and response.text == "HTTP/2.0"
+
+
+def test_streams_beyond_the_limit_are_refused(serve) -> None:  # type: ignore[no-untyped-def]
+    """A client that opens more streams than announced (before it read the SETTINGS)."""
+    server = serve(*H2C, "--http2-max-concurrent-streams", "2", "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    ids = [client.request("/sleep?s=0.3") for _ in range(4)]
+    replies = [client.response(i) for i in ids]
+    served = [r for r in replies if r.reset is None]
+    refused = [r for r in replies if r.reset is not None]
+    assert len(served) >= 2 and all(r.body == b"slept" for r in served)
+    assert all(r.reset == h2.errors.ErrorCodes.REFUSED_STREAM for r in refused)
+    assert client.get("/hello").body == b"hello"  # the connection serves on
