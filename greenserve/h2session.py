@@ -88,6 +88,10 @@ class H2Session:
         self._reader: Any = None  # the connection's greenlet, while it waits in recv()
         self._wake_pending = False
         self._flush_pending = False
+        self._hub = gevent.get_hub()
+        #: set while the asyncio loop's greenlet drives a stream (asgi/h2cycle.py): flush()
+        #: must not wait there, so it leaves the write to a greenlet of its own
+        self.nonblocking = False
 
     def _settings(self, max_streams: int) -> h2.settings.Settings:
         cfg = self.state.cfg
@@ -238,9 +242,15 @@ class H2Session:
         self._spawn(self._run_stream, stream)
 
     def _spawn(self, func: Any, *args: Any) -> None:
-        greenlet = gevent.spawn(func, *args)
+        greenlet = gevent.spawn(self._tracked, func, args)
         self._greenlets.add(greenlet)
-        greenlet.link(self._greenlets.discard)
+
+    def _tracked(self, func: Any, args: tuple[Any, ...]) -> None:
+        # Cheaper than Greenlet.link(): the greenlet leaves the set as it ends.
+        try:
+            func(*args)
+        finally:
+            self._greenlets.discard(gevent.getcurrent())
 
     def _data(self, event: h2.events.DataReceived) -> None:
         stream = self.streams.get(event.stream_id)
@@ -416,22 +426,27 @@ class H2Session:
         """Send what ``h2`` has queued; a write already under way sends it instead."""
         if self._writing:
             return
+        if self.nonblocking:
+            self.flush_soon()
+            return
         self._writing = True
+        self._write_all(b"")
+
+    def _write_all(self, first: bytes | memoryview) -> None:
+        """(``_writing`` is set) Send ``first``, then all that h2 queues meanwhile."""
+        data = first or self.h2.data_to_send()
         try:
-            while True:
+            while data:
+                self._send(data)
                 data = self.h2.data_to_send()
-                if not data:
-                    return
-                try:
-                    self._send(data)
-                except (OSError, TimeoutError) as exc:
-                    self._broken = True
-                    self._reset_all()
-                    raise ClientDisconnected(str(exc)) from exc
+        except (OSError, TimeoutError) as exc:
+            self._broken = True
+            self._reset_all()
+            raise ClientDisconnected(str(exc)) from exc
         finally:
             self._writing = False
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes | memoryview) -> None:
         # One non-blocking send on the OS socket first (plain TCP): it usually takes it
         # all, and gevent's sendall costs a getsockopt per call; the rest waits in sendall.
         sent = 0
@@ -447,15 +462,40 @@ class H2Session:
             self.sock.sendall(memoryview(data)[sent:])
 
     def flush_soon(self) -> None:
-        """:meth:`flush` in a greenlet of its own, for callers that must not block."""
+        """:meth:`flush` for callers that must not block (the asyncio loop's greenlet).
+
+        A hub callback tries one non-blocking send; only what the kernel does not take then
+        needs a greenlet (which waits for it): no greenlet per response.
+        """
         if not self._writing and not self._flush_pending:
             self._flush_pending = True
-            self._spawn(self._flush_quietly)
+            self._hub.loop.run_callback(self._flush_from_hub)
 
-    def _flush_quietly(self) -> None:
+    def _flush_from_hub(self) -> None:  # in the hub: must not block
         self._flush_pending = False
+        if self._writing or self._broken:
+            return
+        data = self.h2.data_to_send()
+        if not data:
+            return
+        sent = 0
+        if self._direct is not None:
+            try:
+                sent = self._direct.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._broken = True
+                self._reset_all()
+                return
+            if sent == len(data):
+                return
+        self._writing = True
+        self._spawn(self._write_rest, memoryview(data)[sent:])
+
+    def _write_rest(self, rest: memoryview) -> None:
         try:
-            self.flush()
+            self._write_all(rest)
         except ClientDisconnected:
             pass
 

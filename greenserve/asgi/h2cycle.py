@@ -16,6 +16,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.writer import check_headers, status_has_body, with_content_length
+from ..streams import ClientDisconnected
 from .http import _DISCONNECT, _SERVER_ERROR, FILE, READ, WRITE, HTTPCycle, Message
 
 if TYPE_CHECKING:
@@ -121,13 +122,30 @@ class H2Cycle(HTTPCycle):
         await self._write([(_INFO, 103, links)])  # type: ignore[arg-type]
 
     def _write_now(self, data: Any) -> Any:
-        """Nothing is written from the loop: the stream's greenlet does it all."""
-        return data if data and not self.disconnected else None
+        """Carry the operations out from the loop when nothing in them can wait (the client's
+        window takes all the data; the write itself goes to a greenlet): one ``send`` then
+        costs no crossing. Otherwise hand them all to the stream's greenlet."""
+        if not data or self.disconnected:
+            return None
+        stream = self.h2stream
+        session = stream.session
+        size = sum(len(op[1]) for op in data if op[0] == _DATA)
+        if stream.reset or (size and session.h2.local_flow_control_window(
+                stream.stream_id) < size):
+            return data
+        session.nonblocking = True
+        try:
+            self._perform(data)
+        except ClientDisconnected:
+            self.client_gone()
+        finally:
+            session.nonblocking = False
+        return None
 
     # -- the stream greenlet's side ----------------------------------------------------------
     def _do(self, kind: str, payload: Any) -> Message | None:
         from ..protocol.writer import LocalProtocolError
-        from ..streams import BodyError, ClientDisconnected
+        from ..streams import BodyError
 
         try:
             if kind == WRITE:
