@@ -33,6 +33,7 @@ from .h2stream import H2Stream
 from .protocol.events import Headers, Request
 from .protocol.h2request import request_from_headers, response_headers, trailer_headers
 from .protocol.policy import Rejection
+from .sendall import send_all
 from .streams import BodyError, ClientDisconnected, ConnectionInfo
 
 if TYPE_CHECKING:
@@ -437,7 +438,7 @@ class H2Session:
         data = first or self.h2.data_to_send()
         try:
             while data:
-                self._send(data)
+                send_all(self.sock, self._direct, data, self.send_timeout)
                 data = self.h2.data_to_send()
         except (OSError, TimeoutError) as exc:
             self._broken = True
@@ -445,21 +446,6 @@ class H2Session:
             raise ClientDisconnected(str(exc)) from exc
         finally:
             self._writing = False
-
-    def _send(self, data: bytes | memoryview) -> None:
-        # One non-blocking send on the OS socket first (plain TCP): it usually takes it
-        # all, and gevent's sendall costs a getsockopt per call; the rest waits in sendall.
-        sent = 0
-        direct = self._direct
-        if direct is not None:
-            try:
-                sent = direct.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            if sent == len(data):
-                return
-        with gevent.Timeout(self.send_timeout, TimeoutError):
-            self.sock.sendall(memoryview(data)[sent:])
 
     def flush_soon(self) -> None:
         """:meth:`flush` for callers that must not block (the asyncio loop's greenlet).

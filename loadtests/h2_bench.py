@@ -22,6 +22,17 @@ import sys
 import time
 from pathlib import Path
 
+from benchlib.procs import (
+    CLIENT_CPU,
+    SERVER_CPU,
+    can_pin,
+    free_port,
+    pin_prefix,
+    spawn,
+    stop,
+    stop_all,
+)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
@@ -38,22 +49,15 @@ SERVERS = {
 
 
 def _pin(cpu: int) -> list[str]:
-    return ["taskset", "-c", str(cpu)] if shutil.which("taskset") else []
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return pin_prefix(cpu, can_pin()[0])
 
 
 def _start(name: str, port: int) -> tuple[subprocess.Popen[bytes], int]:
     """The server, and its worker's PID (the master's only child)."""
     argv = [a.format(port=port) for a in SERVERS[name]]
     env = {**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{ROOT}"}
-    proc = subprocess.Popen(_pin(0) + argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = spawn(_pin(SERVER_CPU) + argv, cwd=HERE, env=env, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True,
@@ -66,7 +70,7 @@ def _start(name: str, port: int) -> tuple[subprocess.Popen[bytes], int]:
         if children:
             return proc, int(children[0])
         time.sleep(0.1)
-    proc.kill()
+    stop(proc)
     raise RuntimeError(f"{name} did not start")
 
 
@@ -77,7 +81,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _h2load(port: int, args: argparse.Namespace, seconds: float) -> tuple[float, int, str]:
     out = subprocess.run(
-        _pin(1) + ["h2load", "-c", str(args.conns), "-m", str(args.streams), "-D",
+        _pin(CLIENT_CPU) + ["h2load", "-c", str(args.conns), "-m", str(args.streams), "-D",
                    f"{seconds:g}", f"http://127.0.0.1:{port}{args.path}"],
         capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
@@ -98,10 +102,12 @@ def main() -> None:
     if shutil.which("h2load") is None:
         sys.exit("h2load is needed: apt-get install nghttp2-client")
     names = args.servers.split(",")
-    ports = {name: _free_port() for name in names}
-    started = {name: _start(name, ports[name]) for name in names}
+    ports = {name: free_port() for name in names}
+    started: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
     try:
+        for name in names:
+            started[name] = _start(name, ports[name])
         for name in names:  # warm-up
             _h2load(ports[name], args, 1)
         for round_ in range(args.rounds):
@@ -114,9 +120,7 @@ def main() -> None:
                 print(f"round {round_ + 1} {name:<16}{rps:>9.0f} req/s {cpu_us:7.1f} us CPU"
                       f"  [{codes}]", flush=True)
     finally:
-        for proc, _ in started.values():
-            proc.terminate()
-            proc.wait(10)
+        stop_all()
     print(f"\n{args.path}, h2load -c {args.conns} -m {args.streams}, median of {args.rounds}"
           f" rounds x {args.duration:g} s, one worker")
     for name in names:

@@ -44,6 +44,7 @@ from ..protocol.websocket import (
     check_handshake,
     is_websocket_request,
 )
+from ..sendall import send_all
 from ..streams import ClientDisconnected, InlineStream
 
 if TYPE_CHECKING:
@@ -401,21 +402,7 @@ class WebSocket:
         sock = self._sock
         assert sock is not None
         try:
-            # One non-blocking send first: the kernel usually takes the whole frame,
-            # and then neither gevent's sendall (a getsockopt per call) nor a
-            # gevent.Timeout is needed. Only a full socket buffer waits, for the rest,
-            # under the send timeout: a slow reader still slows its sender down.
-            sent = 0
-            direct = self._direct
-            if direct is not None:
-                try:
-                    sent = direct.send(data)
-                except (BlockingIOError, InterruptedError):
-                    pass
-                if sent == len(data):
-                    return
-            with gevent.Timeout(self._options.send_timeout, _SendTimeout):
-                sock.sendall(memoryview(data)[sent:] if sent else data)
+            send_all(sock, self._direct, data, self._options.send_timeout, _SendTimeout)
         except (OSError, _SendTimeout) as exc:
             self._abort()
             raise WebSocketError("Socket is dead") from exc

@@ -17,7 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.writer import check_headers, status_has_body, with_content_length
 from ..streams import ClientDisconnected
-from .http import _DISCONNECT, _SERVER_ERROR, FILE, READ, WRITE, HTTPCycle, Message
+from .http import (
+    _DISCONNECT,
+    _SERVER_ERROR,
+    BODY_AFTER_END,
+    FILE,
+    MISPLACED_TRAILERS,
+    NO_START,
+    READ,
+    WRITE,
+    HTTPCycle,
+    Message,
+)
 
 if TYPE_CHECKING:
     from ..h2stream import H2Stream
@@ -69,11 +80,9 @@ class H2Cycle(HTTPCycle):
     # -- send: messages become operations ----------------------------------------------------
     def _body_bytes(self, message: Message) -> list[Op]:  # type: ignore[override]
         if not self.started:
-            raise RuntimeError("Expected ASGI message 'http.response.start', got "
-                               "'http.response.body'")
+            raise RuntimeError(NO_START)
         if self.body_sent:
-            raise RuntimeError("Unexpected ASGI message 'http.response.body' after the body "
-                               "was complete")
+            raise RuntimeError(BODY_AFTER_END)
         body = message.get("body", b"")
         more = message.get("more_body", False)
         ops: list[Op] = []
@@ -106,8 +115,7 @@ class H2Cycle(HTTPCycle):
 
     async def _send_trailers(self, message: Message) -> None:
         if self.trailers is None or not self.body_sent:
-            raise RuntimeError("Unexpected ASGI message 'http.response.trailers': trailers "
-                               "must be announced in http.response.start and follow the body")
+            raise RuntimeError(MISPLACED_TRAILERS)
         self.trailers.extend(message.get("headers", ()))
         if message.get("more_trailers", False):
             return

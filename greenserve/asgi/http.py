@@ -65,6 +65,11 @@ _DISCONNECT: Message = {"type": "http.disconnect"}
 _GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
                           errno.ECONNABORTED, errno.EBADF})
 _SERVER_ERROR = b"500 Internal Server Error\n"
+# What an app that sends its messages out of order is told (http.py and h2cycle.py).
+NO_START = "Expected ASGI message 'http.response.start', got 'http.response.body'"
+BODY_AFTER_END = "Unexpected ASGI message 'http.response.body' after the body was complete"
+MISPLACED_TRAILERS = ("Unexpected ASGI message 'http.response.trailers': trailers must be "
+                      "announced in http.response.start and follow the body")
 #: exceptions gevent throws into a greenlet from outside (kill, timeouts)
 _THROWN_IN = (GreenletExit, gevent.Timeout, RequestTimeout)
 
@@ -370,11 +375,9 @@ class HTTPCycle:
     def _body_bytes(self, message: Message) -> bytes:
         """The bytes that carry an ``http.response.body`` (with the head, the first time)."""
         if not self.started:
-            raise RuntimeError("Expected ASGI message 'http.response.start', got "
-                               "'http.response.body'")
+            raise RuntimeError(NO_START)
         if self.body_sent:
-            raise RuntimeError("Unexpected ASGI message 'http.response.body' after the body "
-                               "was complete")
+            raise RuntimeError(BODY_AFTER_END)
         body = message.get("body", b"")
         more = message.get("more_body", False)
         out = b""
@@ -394,8 +397,7 @@ class HTTPCycle:
 
     async def _send_trailers(self, message: Message) -> None:
         if self.trailers is None or not self.body_sent:
-            raise RuntimeError("Unexpected ASGI message 'http.response.trailers': trailers "
-                               "must be announced in http.response.start and follow the body")
+            raise RuntimeError(MISPLACED_TRAILERS)
         self.trailers.extend(message.get("headers", ()))
         if message.get("more_trailers", False):
             return
