@@ -101,7 +101,11 @@ def _read_preface(conn: HTTPConnection) -> bytes:
     """The first bytes, until they are the whole preface or cannot be (EOF included)."""
     sock = conn.sock
     sock.settimeout(conn.state.cfg.header_timeout)
-    data = b""
+    # Bytes that came with a PROXY header are in the HTTP/1 parser already: start from
+    # them (a fresh parser takes them back below if this is not HTTP/2).
+    data = conn.proto.trailing_data
+    if data:
+        conn.proto = conn.state.connection_class(conn.state.limits)
     while len(data) < len(PREFACE) and PREFACE.startswith(data[: len(PREFACE)]):
         try:
             more = sock.recv(65536)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -428,3 +429,24 @@ def test_streams_beyond_the_limit_are_refused(serve) -> None:  # type: ignore[no
     assert len(served) >= 2 and all(r.body == b"slept" for r in served)
     assert all(r.reset == h2.errors.ErrorCodes.REFUSED_STREAM for r in refused)
     assert client.get("/hello").body == b"hello"  # the connection serves on
+
+
+def test_h2c_after_a_proxy_header(serve) -> None:  # type: ignore[no-untyped-def]
+    """The preface may arrive in the same packet as the PROXY header."""
+    server = serve(*H2C, "--proxy-protocol", "v1", "wsgi_apps:echo")
+
+    class Prefixed:  # the PROXY line goes out in one send with the client's preface
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock, self.first = sock, b"PROXY TCP4 203.0.113.7 127.0.0.1 5555 80\r\n"
+
+        def sendall(self, data: bytes) -> None:
+            self.sock.sendall(self.first + data)
+            self.first = b""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.sock, name)
+
+    client = H2Client(Prefixed(server.connect()))  # type: ignore[arg-type]
+    data = json.loads(client.get("/").body)
+    assert data["protocol"] == "HTTP/2.0"
+    assert data["remote"] == ["203.0.113.7", "5555"]
