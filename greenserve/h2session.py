@@ -187,7 +187,23 @@ class H2Session:
             events = []
         for event in events:
             self._dispatch(event)
+        if self._oversized_frame():
+            log.info("HTTP/2 frame over the maximum size from %s", self.info.peer)
+            self.h2.close_connection(h2.errors.ErrorCodes.FRAME_SIZE_ERROR,
+                                     last_stream_id=self._last_stream)
+            self._broken = True
         self.flush()
+
+    def _oversized_frame(self) -> bool:
+        """Whether h2 is buffering a frame longer than allowed.
+
+        h2 checks a frame's length only once all of it has arrived, so a client could make
+        it buffer up to 16 MiB per connection first. What is left in its buffer after
+        receive_data() is one incomplete frame: more than a header and the largest allowed
+        payload means the frame is too long.
+        """
+        buffered = getattr(self.h2.incoming_buffer, "_data", b"")
+        return len(buffered) > self.h2.max_inbound_frame_size + 9
 
     def _dispatch(self, event: h2.events.Event) -> None:
         if isinstance(event, h2.events.RequestReceived):

@@ -450,3 +450,48 @@ def test_h2c_after_a_proxy_header(serve) -> None:  # type: ignore[no-untyped-def
     data = json.loads(client.get("/").body)
     assert data["protocol"] == "HTTP/2.0"
     assert data["remote"] == ["203.0.113.7", "5555"]
+
+
+def test_a_client_that_never_opens_its_window_is_reset_after_timeout(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "--timeout", "1", "wsgi_apps:routes")
+    client = H2Client(server.connect(), window=0)
+    stream_id = client.request("/big")
+    reply = client.response(stream_id, timeout=15)
+    assert reply.status == 200 and reply.body == b""
+    assert reply.reset == h2.errors.ErrorCodes.CANCEL
+    other = H2Client(server.connect())
+    assert other.get("/hello").body == b"hello"  # the worker is fine
+
+
+def test_answer_before_the_body_stops_the_upload(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    stream_id = client.request("/ignore-body", method="POST", end=False)
+    client.conn.send_data(stream_id, b"x" * 1000)
+    client.flush()
+    reply = client.response(stream_id)
+    assert reply.status == 200 and reply.body == b"ignored"
+    while reply.reset is None:  # then RST_STREAM(NO_ERROR): stop sending (RFC 9113 8.1)
+        client.pump()
+    assert reply.reset == h2.errors.ErrorCodes.NO_ERROR
+    assert client.get("/hello").body == b"hello"
+
+
+def test_an_overlong_frame_is_refused_before_it_is_buffered(serve) -> None:  # type: ignore[no-untyped-def]
+    """h2 alone would buffer all 16 MiB a frame header announces before checking it."""
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    client.sock.sendall(b"\xff\xff\xff\x00\x00\x00\x00\x00\x01" + b"x" * 20000)
+    goaway = client.until_goaway()
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.FRAME_SIZE_ERROR
+    assert server.has_logged("HTTP/2 frame over the maximum size from 127.0.0.1")
+    assert H2Client(server.connect()).get("/hello").body == b"hello"
+
+
+def test_garbage_after_the_preface_is_a_goaway(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*H2C, "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    client.sock.sendall(b"\x00\x00\x04\x01\x05\x00\x00\x00\x00nope")  # HEADERS on stream 0
+    goaway = client.until_goaway()
+    assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+    assert H2Client(server.connect()).get("/hello").body == b"hello"
