@@ -495,3 +495,25 @@ def test_garbage_after_the_preface_is_a_goaway(serve) -> None:  # type: ignore[n
     goaway = client.until_goaway()
     assert goaway is not None and goaway.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
     assert H2Client(server.connect()).get("/hello").body == b"hello"
+
+
+def test_asgi_send_waits_for_a_client_that_does_not_read(serve) -> None:  # type: ignore[no-untyped-def]
+    """Backpressure on HTTP/2 is the client's window: send() waits once it is used up."""
+    server = serve(*H2C, "asgi_apps:app")
+    reader = H2Client(server.connect())
+    reader.auto_ack = False  # reads frames but never gives the window back
+    stream_id = reader.request("/big?mb=8")
+    deadline = time.monotonic() + 10
+    while len(reader.replies[stream_id].body) < 65535 and time.monotonic() < deadline:
+        reader.pump()
+    time.sleep(0.5)
+    watcher = H2Client(server.connect())
+    progress = json.loads(watcher.get("/progress").body)
+    # 64 KiB chunks: the initial window (64 KiB - 1) and the kernel's buffers hold a few;
+    # without backpressure all 128 would be accepted at once.
+    assert progress["chunks"] < 16, progress
+    reader.auto_ack = True  # read again: the rest flows
+    reader.conn.acknowledge_received_data(len(reader.replies[stream_id].body), stream_id)
+    reader.flush()
+    reply = reader.response(stream_id, timeout=20)
+    assert len(reply.body) == 8 << 20
