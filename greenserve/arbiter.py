@@ -20,6 +20,7 @@ from . import logs, metrics, process, sockets, systemd
 from .config import Config
 from .config.naming import process_name
 from .control import ControlServer
+from .dirty.supervisor import DirtySupervisor
 from .heartbeat import Heartbeat
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ class Arbiter:
         self._stopping = False
         self._graceful = True
         self.control: ControlServer | None = None  # --control-socket
+        self.dirty: DirtySupervisor | None = None  # --dirty-app with --dirty-workers
         #: what the control socket's ``show stats`` reports
         self.stats = {"start_time": time.time(), "workers_spawned": 0, "workers_killed": 0,
                       "reloads": 0}
@@ -148,6 +150,9 @@ class Arbiter:
                         "the master's copy")
         self.num_workers = self.cfg.workers  # nworkers_changed(server, N, None), as gunicorn
         process.set_title(f"greenserve: master [{self.proc_name}]")
+        if DirtySupervisor.wanted(self.cfg):
+            self.dirty = DirtySupervisor(self)
+            self.dirty.start()  # before the workers: they inherit its socket's path
         self.manage_workers()
         self.hook("when_ready", self)
 
@@ -196,6 +201,8 @@ class Arbiter:
         self.reap()
         self._murder()
         self.manage_workers()  # a worker that exited is replaced at once, not a tick later
+        if self.dirty is not None:
+            self.dirty.ensure()
         if self.cfg.enable_backlog_metric and metrics.client is not None:
             metrics.client.histogram("gunicorn.backlog", metrics.backlog(self.LISTENERS))
 
@@ -317,6 +324,9 @@ class Arbiter:
             if pid == self.reexec_pid:
                 self._reexec_exited()
                 continue
+            if self.dirty is not None and pid == self.dirty.pid:
+                self.dirty.exited(status)
+                continue
             self._worker_exited(pid, status)
 
     def _worker_exited(self, pid: int, status: int) -> None:
@@ -417,6 +427,8 @@ class Arbiter:
 
         self.stats["reloads"] += 1
         reload(self)
+        if self.dirty is not None:
+            self.dirty.signal(signal.SIGHUP)  # new dirty workers too, as gunicorn
 
     # -- stopping -------------------------------------------------------------------------------
     def _stop(self, *, graceful: bool) -> None:
@@ -437,6 +449,8 @@ class Arbiter:
         for pid in list(self.WORKERS):
             self.kill_worker(pid, signal.SIGKILL)
         self._wait_for_workers(2.0)
+        if self.dirty is not None:
+            self.dirty.stop()  # after the HTTP workers: they may have been mid-call
         for sock in self.LISTENERS:
             # After USR2 the new master serves from these sockets: leave unix paths alone.
             unlink = not self.reexec_pid and sock.fileno() not in self.adopted_fds

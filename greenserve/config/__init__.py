@@ -24,6 +24,7 @@ from greenserve import __version__
 from .configfile import ConfigFileError, ConfigFileSettings, read_config_file
 from .control import ControlSettings
 from .debugging import DebuggingSettings
+from .dirty import DirtyHookSettings, DirtySettings
 from .greenserve import GreenserveSettings
 from .hooks import HookSettings
 from .http2 import HTTP2Settings
@@ -46,7 +47,7 @@ __all__ = [
 SECTIONS: tuple[type, ...] = (
     ConfigFileSettings, SocketSettings, WorkerSettings, SecuritySettings, DebuggingSettings,
     MechanicsSettings, LoggingSettings, NamingSettings, HookSettings, SSLSettings,
-    HTTP2Settings, ControlSettings, GreenserveSettings,
+    HTTP2Settings, DirtySettings, DirtyHookSettings, ControlSettings, GreenserveSettings,
 )
 #: environment variables parsed like the command line, lowest precedence first
 CMD_ARGS_VARS = ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS")
@@ -57,7 +58,8 @@ RunMode = Literal["print", "check", "serve"]
 
 @dataclass(frozen=True, kw_only=True)
 class Config(
-    GreenserveSettings, ControlSettings, HTTP2Settings, SSLSettings, HookSettings, NamingSettings,
+    GreenserveSettings, ControlSettings, DirtyHookSettings, DirtySettings, HTTP2Settings,
+    SSLSettings, HookSettings, NamingSettings,
     LoggingSettings, MechanicsSettings, DebuggingSettings, SecuritySettings, WorkerSettings,
     SocketSettings, ConfigFileSettings,
 ):

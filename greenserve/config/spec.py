@@ -260,17 +260,6 @@ _PENDING_TABLE = """
 [Logging]
 [Process Naming]
 [HTTP/2]
-[Dirty Arbiters]
-dirty_apps                          --dirty-app                             append
-dirty_workers                       --dirty-workers                         value
-dirty_timeout                       --dirty-timeout                         value
-dirty_threads                       --dirty-threads                         value
-dirty_graceful_timeout              --dirty-graceful-timeout                value
-[Dirty Arbiter Hooks]
-on_dirty_starting                   -                                       file
-dirty_post_fork                     -                                       file
-dirty_worker_init                   -                                       file
-dirty_worker_exit                   -                                       file
 [Control]
 """
 
