@@ -148,8 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="greenserve", usage="%(prog)s [OPTIONS] [APP_MODULE]",
         description="A production HTTP server for WSGI and ASGI apps on gevent; a drop-in "
                     "for 'gunicorn -k gevent'.",
-        epilog="Other gunicorn 27 options are accepted with a warning and not implemented "
-               "yet. Settings reference: docs/reference/settings.md. Load testing: "
+        epilog="Every gunicorn 27 option is implemented; a later gunicorn's would be "
+               "accepted with a warning. Settings reference: docs/reference/settings.md. "
+               "Load testing: "
                "'greenserve bench --help' (Locust).",
         argument_default=argparse.SUPPRESS,
     )

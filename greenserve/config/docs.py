@@ -86,14 +86,18 @@ def render() -> str:
         title = section_title(section)
         parts.append(f"## {title}\n")
         parts.extend(_setting(s) for s in SETTINGS.values() if s.section == title)
-    parts.append(
+    intro = (
         "## gunicorn settings accepted but not implemented yet\n\n"
-        "Each is accepted (from the command line, `GUNICORN_CMD_ARGS` or a config file) and "
-        "prints `greenserve: warning: ... is accepted for gunicorn compatibility but not "
-        "implemented yet`; the value is ignored.\n\n"
-        "| Setting | Flags | gunicorn section |\n|---|---|---|\n"
-        + "\n".join(_pending_row(p) for p in PENDING) + "\n"
-    )
+        "A gunicorn setting greenserve does not implement is accepted (from the command "
+        "line, `GUNICORN_CMD_ARGS` or a config file) and prints `greenserve: warning: ... "
+        "is accepted for gunicorn compatibility but not implemented yet`; the value is "
+        "ignored.")
+    if PENDING:
+        parts.append(intro + "\n\n| Setting | Flags | gunicorn section |\n|---|---|---|\n"
+                     + "\n".join(_pending_row(p) for p in PENDING) + "\n")
+    else:
+        parts.append(intro + " Every setting of gunicorn 27.0 is implemented: there is "
+                     "none.\n")
     return "\n".join(parts)
 
 

@@ -126,23 +126,35 @@ def _request(app_path: str, action: str, args: tuple[Any, ...],
     return {"app_path": app_path, "action": action, "args": list(args), "kwargs": kwargs}
 
 
-_local = threading.local()
+_local: Any = None
+
+
+def _clients() -> Any:
+    # Made on first use, not at import: the master imports the dirty apps' modules (which
+    # may import this one) before any worker patches threading, and a native
+    # threading.local would give every greenlet of a worker the same client.
+    global _local
+    if _local is None:
+        _local = threading.local()
+    return _local
 
 
 def get_dirty_client(timeout: float = 30.0) -> DirtyClient:
     """This thread's (greenlet's) client, made on first use."""
-    client = getattr(_local, "client", None)
+    clients = _clients()
+    client = getattr(clients, "client", None)
     if client is None:
-        client = _local.client = DirtyClient(timeout=timeout)
+        client = clients.client = DirtyClient(timeout=timeout)
     return client
 
 
 def close_dirty_client() -> None:
     """Close this thread's (greenlet's) client."""
-    client = getattr(_local, "client", None)
+    clients = _clients()
+    client = getattr(clients, "client", None)
     if client is not None:
         client.close()
-        _local.client = None
+        clients.client = None
 
 
 class AsyncDirtyClient:

@@ -86,3 +86,12 @@ async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json")]})
     await send({"type": "http.response.body", "body": body})
+
+
+def wsgi_gunicorn_client(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """The same call through gunicorn's own client, against greenserve's dirty arbiter."""
+    from gunicorn.dirty import get_dirty_client as gunicorn_client
+
+    result = gunicorn_client().execute("dirty_apps:Model", "predict", [3])
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"result": result}).encode()]
