@@ -6,8 +6,7 @@ master. Each message is a 4-byte big-endian length and a JSON object; a request 
 "ok", "data": {...}}`` or ``{"id": 1, "status": "error", "error": "..."}``. The commands are
 gunicorn's: ``show all|workers|dirty|config|stats|listeners``, ``worker add [N]``,
 ``worker remove [N]``, ``worker kill PID``, ``reload`` (HUP), ``reopen`` (USR1),
-``shutdown [graceful|quick]`` and ``help``; ``dirty add|remove`` answer that there is no
-dirty arbiter.
+``shutdown [graceful|quick]``, ``dirty add|remove [N]`` and ``help``.
 
 The master stays single-threaded: the listener and its clients are in the ``select()`` the
 master sleeps in (:meth:`~greenserve.arbiter.Arbiter.pause`), and a command runs between two

@@ -23,15 +23,15 @@ CONFIG_KEYS = (
 HELP = {
     "show all": "Show all processes (arbiter, web workers, dirty workers)",
     "show workers": "List HTTP workers with their status",
-    "show dirty": "List dirty workers and apps (greenserve has none)",
+    "show dirty": "List dirty workers and apps",
     "show config": "Show current effective configuration",
     "show stats": "Show server statistics",
     "show listeners": "Show bound sockets",
     "worker add [N]": "Spawn N workers (default 1)",
     "worker remove [N]": "Remove N workers (default 1)",
     "worker kill <PID>": "Gracefully terminate specific worker",
-    "dirty add [N]": "Spawn N dirty workers (greenserve has none)",
-    "dirty remove [N]": "Remove N dirty workers (greenserve has none)",
+    "dirty add [N]": "Spawn N dirty workers",
+    "dirty remove [N]": "Remove N dirty workers",
     "reload": "Graceful reload (HUP)",
     "reopen": "Reopen log files (USR1)",
     "shutdown [graceful|quick]": "Shutdown server (TERM or INT)",
@@ -55,7 +55,9 @@ def run_command(arbiter: Arbiter, parts: list[str]) -> dict[str, Any]:
     if verb == "worker" and what in ("add", "remove", "kill"):
         return _worker(arbiter, what, rest[1:])
     if verb == "dirty" and what in ("add", "remove"):
-        return dict(_NO_DIRTY)
+        count = max(1, int(rest[1])) if len(rest) > 1 else 1
+        answer = _dirty(arbiter, "manage", {"op": 1 if what == "add" else 2, "count": count})
+        return answer if answer is not None else dict(_NO_DIRTY)
     signals = {"reload": (signal.SIGHUP, {"status": "reloading"}),
                "reopen": (signal.SIGUSR1, {"status": "reopening"})}
     if verb in signals:
@@ -103,8 +105,16 @@ def show_workers(arbiter: Arbiter) -> dict[str, Any]:
     return {"workers": workers, "count": len(workers)}
 
 
+def _dirty(arbiter: Arbiter, kind: str, payload: Any = None) -> Any:
+    dirty = getattr(arbiter, "dirty", None)
+    return None if dirty is None else dirty.ask(kind, payload)
+
+
 def show_dirty(arbiter: Arbiter) -> dict[str, Any]:
-    return {"enabled": False, "pid": None, "workers": [], "apps": []}
+    status = _dirty(arbiter, "status")
+    if status is None:
+        return {"enabled": False, "pid": None, "workers": [], "apps": []}
+    return {"enabled": True, **status}
 
 
 def show_config(arbiter: Arbiter) -> dict[str, Any]:
@@ -129,7 +139,7 @@ def show_stats(arbiter: Arbiter) -> dict[str, Any]:
         "workers_spawned": stats["workers_spawned"],
         "workers_killed": stats["workers_killed"],
         "reloads": stats["reloads"],
-        "dirty_arbiter_pid": None,
+        "dirty_arbiter_pid": getattr(arbiter.dirty, "pid", None) or None,
     }
 
 
@@ -143,11 +153,14 @@ def show_listeners(arbiter: Arbiter) -> dict[str, Any]:
 def show_all(arbiter: Arbiter) -> dict[str, Any]:
     web = [{"pid": w["pid"], "type": "web", "age": w["age"], "booted": w["booted"],
             "last_heartbeat": w["last_heartbeat"]} for w in _workers(arbiter)]
+    status = _dirty(arbiter, "status")
+    dirty = [{"pid": w["pid"], "type": "dirty", "age": w["age"], "apps": w["apps"],
+              "booted": w["booted"]} for w in (status or {}).get("workers", [])]
     return {
         "arbiter": {"pid": arbiter.pid, "type": "arbiter", "role": "master"},
         "web_workers": web,
         "web_worker_count": len(web),
-        "dirty_arbiter": None,
-        "dirty_workers": [],
-        "dirty_worker_count": 0,
+        "dirty_arbiter": {"pid": status["pid"], "type": "dirty_arbiter"} if status else None,
+        "dirty_workers": dirty,
+        "dirty_worker_count": len(dirty),
     }

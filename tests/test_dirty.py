@@ -180,3 +180,27 @@ def test_a_bad_spec_is_a_usage_error() -> None:
          "x:y"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "expected module:Class or module:Class:N" in result.stderr
+
+
+def test_control_socket_shows_and_resizes_the_dirty_workers(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from master_helpers import wait_for
+    from test_control import data
+
+    path = tmp_path / "ctl.sock"
+    server = serve("--control-socket", str(path), *DIRTY, "dirty_apps:wsgi")
+    _call(server, "arg=[[1]]")
+    dirty = wait_for(lambda: (d := data(path, "show", "dirty"))["enabled"] and
+                     all(w["booted"] for w in d["workers"]) and d)
+    assert len(dirty["workers"]) == 2
+    apps = {app["import_path"]: app for app in dirty["apps"]}
+    assert apps["dirty_apps:Big"]["worker_count"] == 1
+    assert apps["dirty_apps:Big"]["current_workers"] == 1
+    assert apps["dirty_apps:Model"]["current_workers"] == 2
+    assert data(path, "show", "stats")["dirty_arbiter_pid"] == dirty["pid"]
+    everything = data(path, "show", "all")
+    assert everything["dirty_arbiter"]["pid"] == dirty["pid"]
+    assert everything["dirty_worker_count"] == 2
+    assert data(path, "dirty", "add", "1") == {"success": True, "previous": 2, "total": 3}
+    wait_for(lambda: len(data(path, "show", "dirty")["workers"]) == 3)
+    assert data(path, "dirty", "remove", "5")["total"] == 1  # never below the largest :N
+    wait_for(lambda: len(data(path, "show", "dirty")["workers"]) == 1)

@@ -183,6 +183,12 @@ class DirtyArbiter:
                     self._relay(client, request_id, str(payload.get("app_path")), raw)
                 elif kind == protocol.STATUS:
                     client.send(protocol.RESPONSE, request_id, {"result": self.status()})
+                elif kind == protocol.MANAGE:
+                    previous = self.num_workers
+                    count = int(payload.get("count") or 1)
+                    self._resize(count if payload.get("op") == 1 else -count)
+                    client.send(protocol.RESPONSE, request_id, {"result": {
+                        "success": True, "previous": previous, "total": self.num_workers}})
                 else:
                     error = DirtyProtocolError("not supported by greenserve's dirty arbiter")
                     client.send(protocol.ERROR, request_id, {"error": error.to_dict()})
@@ -236,12 +242,15 @@ class DirtyArbiter:
 
     def status(self) -> dict[str, Any]:
         """The arbiter and its workers, for ``show dirty`` and the STATUS message."""
-        workers = [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths)}
-                   for w in self.workers.values() if w.alive]
-        return {"pid": self.pid, "workers": workers, "apps": [
-            {"import_path": path, "worker_count": self.limits[path],
-             "current_workers": sum(path in w["apps"] for w in workers)}  # type: ignore[operator]
-            for path in self.app_specs]}
+        live = sorted((w for w in self.workers.values() if w.alive), key=lambda w: w.age)
+        workers = [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths),
+                    "booted": os.path.exists(w.socket_path)} for w in live]
+        apps = []
+        for path in self.app_specs:
+            pids = [w.pid for w in live if path in w.app_paths]
+            apps.append({"import_path": path, "worker_count": self.limits[path],
+                         "current_workers": len(pids), "worker_pids": pids})
+        return {"pid": self.pid, "workers": workers, "apps": apps}
 
 
 def _signal(worker: DirtyWorker, sig: int) -> None:

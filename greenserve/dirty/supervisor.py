@@ -84,6 +84,28 @@ class DirtySupervisor:
             except ProcessLookupError:
                 pass
 
+    def ask(self, kind: str, payload: Any = None) -> Any:
+        """The dirty arbiter's answer to a STATUS or MANAGE message (None if it does not
+        answer within a second: the master must not wait on it)."""
+        import socket
+
+        from . import protocol
+        from .errors import DirtyProtocolError
+
+        if not self.pid or self.arbiter is None:
+            return None
+        code = protocol.STATUS if kind == "status" else protocol.MANAGE
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(1.0)
+                sock.connect(self.arbiter.socket_path)
+                channel = protocol.Channel(sock)
+                channel.send(code, 0, payload)
+                reply, _, body, _ = channel.receive()
+        except (OSError, DirtyProtocolError):
+            return None
+        return body.get("result") if reply == protocol.RESPONSE else None
+
     def stop(self) -> None:
         """Stop the dirty arbiter and its workers (they get --dirty-graceful-timeout)."""
         if not self.pid:
