@@ -12,10 +12,10 @@ import pytest
 
 from greenserve.config import (
     PENDING,
-    Pending,
     SETTINGS,
     Config,
     ConfigError,
+    Pending,
     build_parser,
     load,
     render,

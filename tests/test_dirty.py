@@ -3,7 +3,6 @@ ASGI apps through greenserve's client and through gunicorn's own."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -32,10 +31,7 @@ def test_calls_return_results_from_another_process(serve) -> None:  # type: igno
     server = serve(*DIRTY, "dirty_apps:wsgi")
     data = _call(server, "arg=[[1,2.5]]")
     assert data["result"]["ys"] == [2.0, 5.0]
-    http_worker = int(requests.get(server.url.replace("http", "http") + "/x",
-                                   timeout=10).status_code)  # the app answers any path
-    assert http_worker == 200
-    assert data["result"]["pid"] != server.proc.pid
+    assert data["result"]["pid"] not in (server.proc.pid, os.getpid())
     assert server.has_logged("Dirty arbiter started (pid: ")
 
 
