@@ -200,3 +200,20 @@ def test_control_socket_shows_and_resizes_the_dirty_workers(serve, tmp_path: Pat
     wait_for(lambda: len(data(path, "show", "dirty")["workers"]) == 3)
     assert data(path, "dirty", "remove", "5")["total"] == 1  # never below the largest :N
     wait_for(lambda: len(data(path, "show", "dirty")["workers"]) == 1)
+
+
+def test_hup_replaces_dirty_workers_after_their_calls(serve) -> None:  # type: ignore[no-untyped-def]
+    """HUP replaces the dirty workers; a call under way in an old one still gets its answer."""
+    server = serve(*DIRTY, "dirty_apps:wsgi")
+    before = {_call(server, "arg=[[1]]")["result"]["pid"] for _ in range(4)}
+    results: list[dict] = []  # type: ignore[type-arg]
+    thread = threading.Thread(target=lambda: results.append(_call(server, "action=slow&arg=[2]")))
+    thread.start()
+    time.sleep(0.5)
+    server.signal(signal.SIGHUP)
+    thread.join(30)
+    assert results and results[0].get("result") in before, results
+    deadline = time.monotonic() + 20
+    while {_call(server, "arg=[[1]]")["result"]["pid"] for _ in range(4)} & before:
+        assert time.monotonic() < deadline, "the old dirty workers still answer"
+        time.sleep(0.2)

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,7 @@ class DirtyWorker:
         server.settimeout(1.0)
         self.booted = True
         slots = threading.BoundedSemaphore(max(1, self.cfg.dirty_threads))
+        calls: list[threading.Thread] = []
         try:
             while self.alive and os.getppid() == self.ppid:
                 try:
@@ -81,8 +83,15 @@ class DirtyWorker:
                     continue
                 except OSError:
                     break
-                threading.Thread(target=self._serve, args=(conn, slots), daemon=True).start()
+                thread = threading.Thread(target=self._serve, args=(conn, slots), daemon=True)
+                thread.start()
+                calls.append(thread)
+                calls[:] = [t for t in calls if t.is_alive()]
         finally:
+            # Calls under way finish first (the arbiter gives us --dirty-graceful-timeout).
+            deadline = time.monotonic() + self.cfg.dirty_graceful_timeout
+            for thread in calls:
+                thread.join(max(0.0, deadline - time.monotonic()))
             for app in self.apps.values():
                 try:
                     app.close()
