@@ -217,3 +217,19 @@ def test_hup_replaces_dirty_workers_after_their_calls(serve) -> None:  # type: i
     while {_call(server, "arg=[[1]]")["result"]["pid"] for _ in range(4)} & before:
         assert time.monotonic() < deadline, "the old dirty workers still answer"
         time.sleep(0.2)
+
+
+def test_the_stash_is_shared_by_dirty_and_http_workers(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*DIRTY, "dirty_apps:wsgi_stash")
+    data = requests.get(server.url + "/", timeout=30).json()
+    assert data["get"] == [42, "x"]
+    assert data["missing"] == "default"
+    assert data["keys"] == ["answer", "other"] and data["glob"] == ["answer"]
+    assert data["info"] == {"size": 2, "table": "memo"}
+    assert data["exists"] == [True, True, False]
+    assert data["tables"] == ["memo"]
+    assert data["in"] is True and data["len"] == 2
+    assert data["gunicorn_get"] == [42, "x"]
+    assert data["gunicorn_missing"] == "dflt"  # gunicorn's own arbiter raises here instead
+    assert data["deleted"] == [True, False] and data["dropped"] is True
+    assert data["after"] == "Table not found: memo"

@@ -22,11 +22,13 @@ from typing import Any
 from . import protocol
 from .app import AppSpec, parse_spec, worker_limit
 from .errors import (
+    DirtyError,
     DirtyNoWorkersAvailableError,
     DirtyProtocolError,
     DirtyTimeoutError,
     DirtyWorkerError,
 )
+from .stash import Tables
 from .worker import DirtyWorker, _hook
 
 log = logging.getLogger("greenserve.error")
@@ -52,6 +54,8 @@ class DirtyArbiter:
         self.alive = True
         self._turn = itertools.count()
         self._replace = False
+        self.stash = Tables()
+        self.stash_tables = self.stash.tables  # gunicorn's attribute name, for hooks
 
     # -- the arbiter process ---------------------------------------------------------------
     def run(self) -> int:
@@ -183,6 +187,13 @@ class DirtyArbiter:
                     self._relay(client, request_id, str(payload.get("app_path")), raw)
                 elif kind == protocol.STATUS:
                     client.send(protocol.RESPONSE, request_id, {"result": self.status()})
+                elif kind == protocol.STASH:
+                    try:
+                        result = self.stash.apply(payload)
+                    except DirtyError as exc:
+                        client.send(protocol.ERROR, request_id, {"error": exc.to_dict()})
+                    else:
+                        client.send(protocol.RESPONSE, request_id, {"result": result})
                 elif kind == protocol.MANAGE:
                     previous = self.num_workers
                     count = int(payload.get("count") or 1)

@@ -69,7 +69,8 @@ class DirtyClient:
             self._channel = protocol.Channel(sock)
         return self._channel
 
-    def _call(self, kind: int, payload: Any) -> Iterator[tuple[int, Any]]:
+    def exchange(self, kind: int, payload: Any) -> Iterator[tuple[int, Any]]:
+        """Send one message; yield the answers (chunks, then the last one)."""
         channel = self._connect()
         try:
             channel.send(kind, next(_ids), payload)
@@ -90,7 +91,7 @@ class DirtyClient:
     def execute(self, app_path: str, action: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``action`` of ``app_path`` in a dirty worker; its return value."""
         with self._lock:
-            for kind, body in self._call(protocol.REQUEST, _request(app_path, action, args,
+            for kind, body in self.exchange(protocol.REQUEST, _request(app_path, action, args,
                                                                      kwargs)):
                 return _result(kind, body)
         raise DirtyProtocolError("Connection closed")
@@ -98,7 +99,7 @@ class DirtyClient:
     def stream(self, app_path: str, action: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Call an action that yields; its items as they come."""
         with self._lock:
-            for kind, body in self._call(protocol.REQUEST, _request(app_path, action, args,
+            for kind, body in self.exchange(protocol.REQUEST, _request(app_path, action, args,
                                                                      kwargs)):
                 if kind == protocol.CHUNK:
                     yield body.get("data")

@@ -45,6 +45,12 @@ class Model(DirtyApp):
     def crash(self) -> None:
         os._exit(3)
 
+    def remember(self, key: str, value: Any) -> int:
+        from greenserve.dirty import stash
+
+        stash.put("memo", key, value)
+        return os.getpid()
+
 
 class Big(DirtyApp):
     """Too big for every worker: at most one loads it."""
@@ -95,3 +101,36 @@ def wsgi_gunicorn_client(environ: dict[str, Any], start_response: Any) -> Iterab
     result = gunicorn_client().execute("dirty_apps:Model", "predict", [3])
     start_response("200 OK", [("Content-Type", "application/json")])
     return [json.dumps({"result": result}).encode()]
+
+
+def wsgi_stash(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """A dirty worker fills the stash; this reads it, through greenserve's client and
+    through gunicorn's."""
+    from gunicorn.dirty import stash as gunicorn_stash
+
+    from greenserve.dirty import stash
+
+    get_dirty_client().execute("dirty_apps:Model", "remember", "answer", [42, "x"])
+    table = stash.table("memo")
+    table["other"] = {"nested": True}
+    body = {
+        "get": stash.get("memo", "answer"),
+        "missing": stash.get("memo", "nope", "default"),
+        "keys": sorted(stash.keys("memo")),
+        "glob": stash.keys("memo", "ans*"),
+        "info": stash.info("memo"),
+        "exists": [stash.exists("memo"), stash.exists("memo", "other"), stash.exists("none")],
+        "tables": stash.tables(),
+        "in": "other" in table,
+        "len": len(table),
+        "gunicorn_get": gunicorn_stash.get("memo", "answer"),
+        "gunicorn_missing": gunicorn_stash.get("memo", "nope", "dflt"),
+        "deleted": [stash.delete("memo", "other"), stash.delete("memo", "other")],
+        "dropped": stash.delete_table("memo"),
+    }
+    try:
+        stash.info("memo")
+    except stash.StashTableNotFoundError as exc:
+        body["after"] = str(exc)
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(body).encode()]
