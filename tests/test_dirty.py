@@ -41,6 +41,14 @@ def test_generators_stream(serve) -> None:  # type: ignore[no-untyped-def]
     assert _call(server, "action=atokens&n=2", "/stream")["result"] == ["a0", "a1"]
 
 
+def test_a_stream_left_early_or_executed_leaves_the_next_call_alone(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve(*DIRTY, "dirty_apps:wsgi")
+    assert _call(server, "", "/first")["result"] == ["tok0", [2.0]]
+    data = _call(server, "action=tokens&arg=[3]")
+    assert data["error"] == "DirtyError" and "call it with stream()" in data["message"]
+    assert _call(server, "arg=[[2]]")["result"]["ys"] == [4.0]
+
+
 @pytest.mark.parametrize(("query", "error", "message"), [
     ("action=boom", "DirtyAppError", "the model broke"),
     ("action=nope", "DirtyAppError", "Unknown action: nope"),

@@ -93,21 +93,30 @@ class DirtyClient:
         with self._lock:
             for kind, body in self.exchange(protocol.REQUEST, _request(app_path, action, args,
                                                                      kwargs)):
+                if kind == protocol.CHUNK:
+                    self.close()  # the rest of the stream must not answer the next call
+                    raise DirtyError("Unknown response type: chunk (the action yields: "
+                                     "call it with stream())")
                 return _result(kind, body)
         raise DirtyProtocolError("Connection closed")
 
     def stream(self, app_path: str, action: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
         """Call an action that yields; its items as they come."""
         with self._lock:
-            for kind, body in self.exchange(protocol.REQUEST, _request(app_path, action, args,
-                                                                     kwargs)):
-                if kind == protocol.CHUNK:
-                    yield body.get("data")
-                elif kind == protocol.END:
+            done = False
+            try:
+                for kind, body in self.exchange(protocol.REQUEST, _request(
+                        app_path, action, args, kwargs)):
+                    if kind == protocol.CHUNK:
+                        yield body.get("data")
+                        continue
+                    done = True
+                    if kind != protocol.END:
+                        yield _result(kind, body)  # a plain return value: one item
                     return
-                else:
-                    yield _result(kind, body)  # a plain return value: one item
-                    return
+            finally:
+                if not done:
+                    self.close()  # left early: the unread chunks go with the connection
 
     def close(self) -> None:
         """Close the connection (the next call makes a new one)."""
@@ -197,26 +206,34 @@ class AsyncDirtyClient:
             except (OSError, asyncio.IncompleteReadError) as exc:
                 await self.close()
                 raise DirtyProtocolError(f"Connection closed: {exc}") from None
+            if kind == protocol.CHUNK:
+                await self.close()  # the rest of the stream must not answer the next call
+                raise DirtyError("Unknown response type: chunk (the action yields: call it "
+                                 "with stream_async())")
             return _result(kind, body)
 
     async def stream_async(self, app_path: str, action: str, *args: Any,
                            **kwargs: Any) -> AsyncIterator[Any]:
         """Call an action that yields; its items as they come."""
         async with self._lock:
-            await self._send(_request(app_path, action, args, kwargs))
-            while True:
-                try:
-                    kind, body = await asyncio.wait_for(self._receive(), self.timeout)
-                except TimeoutError:
-                    await self.close()
-                    raise DirtyTimeoutError(timeout=self.timeout) from None
-                if kind == protocol.CHUNK:
-                    yield body.get("data")
-                elif kind == protocol.END:
+            done = False
+            try:
+                await self._send(_request(app_path, action, args, kwargs))
+                while True:
+                    try:
+                        kind, body = await asyncio.wait_for(self._receive(), self.timeout)
+                    except TimeoutError:
+                        raise DirtyTimeoutError(timeout=self.timeout) from None
+                    if kind == protocol.CHUNK:
+                        yield body.get("data")
+                        continue
+                    done = True
+                    if kind != protocol.END:
+                        yield _result(kind, body)
                     return
-                else:
-                    yield _result(kind, body)
-                    return
+            finally:
+                if not done:
+                    await self.close()  # left early, or failed: unread chunks go with it
 
     async def close(self) -> None:
         """Close the connection."""

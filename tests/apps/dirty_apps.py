@@ -67,7 +67,10 @@ def wsgi(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     client = get_dirty_client(timeout=float(query.get("timeout", "30")))
     app_path = query.get("app", "dirty_apps:Model")
     try:
-        if environ["PATH_INFO"] == "/stream":
+        if environ["PATH_INFO"] == "/first":  # stop reading a stream early, call again
+            first = next(iter(client.stream(app_path, "tokens", 5)))
+            result = [first, client.execute(app_path, "predict", [1])["ys"]]
+        elif environ["PATH_INFO"] == "/stream":
             result: Any = list(client.stream(app_path, query.get("action", "tokens"),
                                              int(query.get("n", "3"))))
         else:
