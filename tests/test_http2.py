@@ -297,11 +297,32 @@ def test_graceful_stop_finishes_streams_and_says_goaway(serve) -> None:  # type:
     assert server.wait(20) == 0
 
 
-def test_access_log_and_max_requests(serve) -> None:  # type: ignore[no-untyped-def]
+def test_access_log_line(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(*H2C, "--access-logfile", "-", "wsgi_apps:routes")
     client = H2Client(server.connect())
     client.get("/hello")
     assert server.has_logged('"GET /hello HTTP/2.0" 200')
+
+
+def test_streams_count_toward_max_requests(serve) -> None:  # type: ignore[no-untyped-def]
+    """The worker restarts after --max-requests streams: GOAWAY, then a new worker."""
+    server = serve(*H2C, "--max-requests", "3", "wsgi_apps:routes")
+    client = H2Client(server.connect())
+    first = client.get("/pid").body
+    for _ in range(2):
+        assert client.get("/hello").body == b"hello"
+    assert client.until_goaway() is not None
+    assert server.has_logged("Autorestarting worker after current request")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            other = H2Client(server.connect()).get("/pid").body
+        except OSError:
+            other = first
+        if other != first:
+            break
+        assert time.monotonic() < deadline, "no new worker"
+        time.sleep(0.2)
 
 
 def test_request_timeout_answers_504(serve) -> None:  # type: ignore[no-untyped-def]
