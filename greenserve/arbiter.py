@@ -314,13 +314,7 @@ class Arbiter:
 
     def reap(self) -> None:
         """Collect every exited child without blocking."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if not pid:
-                return
+        for pid, status in process.reaped():
             if pid == self.reexec_pid:
                 self._reexec_exited()
                 continue

@@ -12,6 +12,7 @@ import os
 import pwd
 import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,18 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has exited, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+        yield pid, status
 
 
 def daemonize(*, keep_stdio: bool) -> None:

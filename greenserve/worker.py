@@ -240,12 +240,8 @@ class Worker:
 
     def _hook(self, name: str, *args: object) -> None:
         hook = getattr(self.cfg, name, None)
-        if hook is None:
-            return
-        try:
-            hook(*args)
-        except Exception:
-            log.exception("Exception in %s hook", name)
+        if hook is not None:
+            hooks.safe_call(log, name, hook, *args)
 
     def stop(self, graceful: bool = True) -> None:
         """Ask the worker to stop; safe to call from another thread (embedding)."""

@@ -19,6 +19,7 @@ import threading
 import time
 from typing import Any
 
+from .. import process
 from . import protocol
 from .app import AppSpec, parse_spec, worker_limit
 from .errors import (
@@ -132,13 +133,7 @@ class DirtyArbiter:
         return worker
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if not pid:
-                return
+        for pid, status in process.reaped():
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue

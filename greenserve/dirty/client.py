@@ -149,13 +149,20 @@ def _clients() -> Any:
     return _local
 
 
+def thread_client(slot: str, timeout: float = 30.0) -> DirtyClient:
+    """This thread's (greenlet's) client in ``slot``, made on first use (calls and the
+    stash keep one each: a stash call inside a stream() loop must not wait for it)."""
+    clients = _clients()
+    client: DirtyClient | None = getattr(clients, slot, None)
+    if client is None:
+        client = DirtyClient(timeout=timeout)
+        setattr(clients, slot, client)
+    return client
+
+
 def get_dirty_client(timeout: float = 30.0) -> DirtyClient:
     """This thread's (greenlet's) client, made on first use."""
-    clients = _clients()
-    client = getattr(clients, "client", None)
-    if client is None:
-        client = clients.client = DirtyClient(timeout=timeout)
-    return client
+    return thread_client("client", timeout)
 
 
 def close_dirty_client() -> None:

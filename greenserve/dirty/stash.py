@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from . import protocol
-from .client import DirtyClient
+from .client import thread_client
 from .errors import DirtyError
 
 PUT, GET, DELETE, KEYS, CLEAR, INFO, ENSURE, DELETE_TABLE, TABLES, EXISTS = range(1, 11)
@@ -88,17 +88,6 @@ class Tables:
 
 
 _MISSING = object()
-_local: Any = None
-
-
-def _client() -> DirtyClient:
-    global _local
-    if _local is None:  # made on first use, after the worker patched threading
-        _local = threading.local()
-    client = getattr(_local, "client", None)
-    if client is None:
-        client = _local.client = DirtyClient()
-    return client
 
 
 def _do(op: int, table: str, key: Any = None, value: Any = None,
@@ -107,7 +96,7 @@ def _do(op: int, table: str, key: Any = None, value: Any = None,
     for name, item in (("key", key), ("value", value), ("pattern", pattern)):
         if item is not None:
             payload[name] = item
-    for kind, body in _client().exchange(protocol.STASH, payload):
+    for kind, body in thread_client("stash").exchange(protocol.STASH, payload):
         if kind == protocol.RESPONSE:
             return body.get("result")
         error = body.get("error") or {}

@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from ..hooks import safe_call
 from . import protocol, tlv
 from .app import load_class
 from .errors import DirtyAppError, DirtyAppNotFoundError, DirtyError, DirtyProtocolError
@@ -161,10 +162,4 @@ def _items(result: Any) -> Any:
 
 
 def _hook(cfg: Any, name: str, *args: object) -> None:
-    hook = getattr(cfg, name, None)
-    if hook is None:
-        return
-    try:
-        hook(*args)
-    except Exception:
-        log.exception("Exception in %s hook", name)
+    safe_call(log, name, getattr(cfg, name), *args)
