@@ -56,12 +56,8 @@ TASK_NAME = "greenserve-request"
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
 _READ = 1  # libev/libuv EV_READ
-# Bound once (every eager step calls them): the C versions, not the asyncio.events
-# attributes, which loophook wraps to see loops other than ours start and stop.
-_asyncio_c: Any = sys.modules.get("_asyncio") or asyncio.events
+#: ``current_task_of(loop)``, bound once (every request calls it)
 current_task_of = loophook.current_task_getter()
-_get_running_loop: Callable[[], Any] = _asyncio_c._get_running_loop
-_set_running_loop: Callable[[Any], None] = _asyncio_c._set_running_loop
 
 #: the running bridge of each OS thread (a worker has one; embedded servers one per thread)
 _bridges: dict[int, LoopBridge] = {}
@@ -130,16 +126,15 @@ class HubSelector(selectors.BaseSelector):
             timer.start(self._resume)
         # Parked, the loop is nobody's running loop: the switch hook can come out while no
         # other greenlet has one (see loophook).
-        loop = _get_running_loop()
+        hook = self.loophook
+        loop = hook.running
         if loop is not None:
-            _set_running_loop(None)
-            self.loophook.left()
+            hook.set_running(None)
         try:
             hub.switch()
         finally:
             if loop is not None:
-                _set_running_loop(loop)
-                self.loophook.entered()
+                hook.set_running(loop)
             self._parked = None
             self._woken = False
             self._io.stop()
@@ -387,9 +382,8 @@ def _run_step(loop: GreenletEventLoop, hook: loophook.ThreadHook, step: Callable
     """Run a task's step in this greenlet, with ``loop`` as its running loop (what the
     loop's ``Handle._run`` does, errors included); the switch hook is in meanwhile, for a
     step that blocks in gevent."""
-    previous = _get_running_loop()
-    _set_running_loop(loop)
-    hook.entered()
+    previous = hook.running
+    hook.set_running(loop)
     try:
         if context is None:
             step()
@@ -401,9 +395,7 @@ def _run_step(loop: GreenletEventLoop, hook: loophook.ThreadHook, step: Callable
         loop.call_exception_handler({"message": "Exception in the first step of a task",
                                      "exception": exc, "task": task})
     finally:
-        _set_running_loop(previous)
-        if previous is None:
-            hook.left()
+        hook.set_running(previous)
 
 
 def _nothing() -> None:

@@ -17,6 +17,11 @@ running in the thread and comes out when none is running and none is saved. asyn
 worker's own loop says so where it parks (:mod:`.bridge`) and around a task's eager first
 step. A loop that waits in the hub without being parked there (a coroutine blocking in
 gevent) keeps the hook in: it is switched away from with its loop still running.
+
+The running loop is tracked here (:attr:`ThreadHook.running`), not asked of asyncio: on
+CPython 3.11 every ``_set_running_loop`` call, and every ``get_running_loop`` while a loop
+is set, makes a ``getpid()`` system call, and system calls cost this server far more than
+their own time.
 """
 
 from __future__ import annotations
@@ -39,21 +44,26 @@ Tracer = Callable[[str, Any], None]
 class ThreadHook:
     """The switch hook of one OS thread, in while any of its greenlets has a running loop.
 
-    :meth:`entered` is called after a loop became running, :meth:`left` after the running
-    loop became None (by the wrapped ``_set_running_loop`` or by the bridge). Both are
-    called from the thread the hook belongs to.
+    :meth:`set_running` is how greenserve changes the thread's running loop; asyncio's own
+    ``_set_running_loop`` is wrapped to report here too. Both are called from the thread
+    the hook belongs to.
     """
 
     def __init__(self) -> None:
         #: greenlet -> (its running loop, the task it was stepping or None)
         self.saved: dict[Any, tuple[Any, Any]] = {}
+        #: the thread's running loop, as last set (see the module docstring)
+        self.running: Any = None
         self.tracing = False
         self.previous: Tracer | None = None  # the trace function that was in before ours
-        self.trace = _make_tracer(self)
+        self.trace: Tracer | None = None  # made when a loop first runs
+        self._setter: Callable[[Any], None] | None = None
 
     def entered(self) -> None:
         """A loop is running now: switches must carry it (the hook goes in)."""
         if not self.tracing:
+            if self.trace is None:
+                self.trace = _make_tracer(self)
             self.previous = greenlet.settrace(self.trace)
             self.tracing = True
 
@@ -64,6 +74,18 @@ class ThreadHook:
             greenlet.settrace(self.previous)
             self.previous = None
             self.tracing = False
+
+    def set_running(self, loop: Any) -> None:
+        """Make ``loop`` (or None) the thread's running loop (asyncio is imported)."""
+        setter = self._setter
+        if setter is None:
+            setter = self._setter = _c_set_running_loop()
+        setter(loop)
+        self.running = loop
+        if loop is None:
+            self.left()
+        else:
+            self.entered()
 
 
 def install() -> ThreadHook:
@@ -82,7 +104,9 @@ def install() -> ThreadHook:
     events = sys.modules.get("asyncio.events")
     if events is not None:
         _wrap_set_running_loop(events)
-        if events._get_running_loop() is not None:  # installed from inside a running loop
+        running = events._get_running_loop()
+        if running is not None:  # installed from inside a running loop
+            hook.running = running
             hook.entered()
     elif not any(isinstance(finder, _EventsImportWatch) for finder in sys.meta_path):
         sys.meta_path.insert(0, _EventsImportWatch())
@@ -120,12 +144,14 @@ def _wrap_set_running_loop(events: Any) -> None:  # asyncio.events
         original(loop)
         hook = hooks.get(ident())
         if hook is not None:  # a thread that keeps loops per greenlet
+            hook.running = loop
             if loop is None:
                 hook.left()
             else:
                 hook.entered()
 
     set_running_loop.greenserve_hook = True  # type: ignore[attr-defined]
+    set_running_loop.__wrapped__ = original  # type: ignore[attr-defined]
     events._set_running_loop = set_running_loop
     # asyncio re-exports the function; when the wrap happens during asyncio's own import,
     # the package copies the wrapper itself.
@@ -146,38 +172,50 @@ def _os_thread_ident_function() -> Callable[[], int]:
 
 
 def _make_tracer(hook: ThreadHook) -> Tracer:
+    """The trace function, made when a loop first runs (asyncio is imported by then)."""
+    current_task = current_task_getter()
+    core = sys.modules.get("_asyncio")
+    swap_task = _task_swapper(core if core is not None else sys.modules["asyncio.tasks"])
+    set_running = _c_set_running_loop()  # not hook.set_running: the hook stays in here
     saved = hook.saved
-    funcs: list[Callable[..., Any]] = []
 
-    def trace(event: str, args: Any) -> None:
-        if event == "switch" or event == "throw":
-            if not funcs:
-                core = sys.modules.get("_asyncio")
-                if core is not None:
-                    funcs.extend((core._get_running_loop, core._set_running_loop,
-                                  _task_swapper(core)))
-            if funcs:
-                get_running, set_running, swap_task = funcs
-                running = get_running()
-                if running is not None:
-                    # The current task goes with the greenlet too: a greenlet that blocks
-                    # in gevent mid-step (a task stepped outside the loop greenlet, or
-                    # blocking code in a coroutine) must not leave its task "current"
-                    # for the loop's other tasks, which asyncio would refuse to step.
-                    saved[args[0]] = (running, swap_task(running, None))
-                if saved:
-                    entry = saved.pop(args[1], None)
-                    if entry is not None:
-                        set_running(entry[0])
-                        if entry[1] is not None:
-                            swap_task(entry[0], entry[1])
-                    elif running is not None:
-                        set_running(None)
+    def trace(event: str, args: Any) -> None:  # event: "switch" or "throw"
+        running = hook.running
+        if running is not None:
+            # The current task goes with the greenlet too: a greenlet that blocks in gevent
+            # mid-step (a task stepped outside the loop greenlet, or blocking code in a
+            # coroutine) must not leave its task "current" for the loop's other tasks,
+            # which asyncio would refuse to step.
+            saved[args[0]] = (running, swap_task(running, None)
+                              if current_task(running) is not None else None)
+        if saved:
+            entry = saved.pop(args[1], None)
+            if entry is not None:
+                if entry[0] is not running:
+                    set_running(entry[0])
+                    hook.running = entry[0]
+                if entry[1] is not None:
+                    swap_task(entry[0], entry[1])
+            elif running is not None:
+                set_running(None)
+                hook.running = None
         previous = hook.previous
         if previous is not None:
             previous(event, args)
 
     return trace
+
+
+def _c_set_running_loop() -> Callable[[Any], None]:
+    """asyncio's unwrapped ``_set_running_loop`` (the C one where there is one)."""
+    core = sys.modules.get("_asyncio")
+    if core is not None:
+        setter: Callable[[Any], None] = core._set_running_loop
+        return setter
+    events: Any = sys.modules["asyncio.events"]
+    original: Callable[[Any], None] = getattr(events._set_running_loop, "__wrapped__",
+                                              events._set_running_loop)
+    return original
 
 
 def _task_swapper(core: Any) -> Callable[[Any, Any], Any]:
