@@ -35,8 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("greenserve.error")
 
 _RECV_SIZE = 65536
-# A request body the app left unread is drained up to this size so the connection can be
-# kept alive; a larger leftover closes the connection instead.
+#: hub iterations a socket may stay readable, nobody waiting, before its watcher stops
+_EARLY_FIRINGS = 8
+#: an unread request body is drained up to this size to keep the connection alive
 _MAX_DRAIN = 1 << 20
 
 Handler = Callable[[InlineStream], None]
@@ -122,6 +123,7 @@ class HTTPConnection:
         self._timed_out: TimeoutError | None = None
         self._greenlet: Any = None  # the connection's greenlet, woken by _readable()
         self._waiting = False  # in _wait_readable(): a readable socket wakes the greenlet
+        self._early = 0  # times the watcher fired while nobody waited (see _readable)
         #: the socket now speaks another protocol (WebSocket): never reuse it for HTTP
         self.upgraded = False
         #: the WSGI environ keys shared by every request of this connection (built by the
@@ -225,10 +227,8 @@ class HTTPConnection:
             if event is not None:
                 self._deadline = None
                 return event
-            # When the worker is stopping, an idle connection is still given its keep-alive
-            # time: the client may already have sent its next request (a response with
-            # keep-alive went out before the stop). That request is answered with
-            # Connection: close; cutting the connection instead would drop it.
+            # Stopping, an idle connection still gets its keep-alive time: its next request
+            # may be on the wire. It is answered with Connection: close, not dropped.
             if not started and self.proto.trailing_data:
                 started = True
                 self._deadline = time.monotonic() + cfg.header_timeout
@@ -289,15 +289,14 @@ class HTTPConnection:
         """Wait until the socket is readable, for at most ``seconds`` (TimeoutError).
 
         The watcher and the timer are made once per connection and reused by every
-        keep-alive request: a socket timeout would build a ``gevent.Timeout`` per wait.
+        keep-alive request (a socket timeout would build a ``gevent.Timeout`` per wait).
         Plain sockets only: a TLS socket may hold decrypted bytes while its fd is idle.
-
-        The watcher stays started between waits: stopping it while the app runs, and
-        starting it again for the next request, costs libev a failing ``epoll_ctl`` (the
-        fd is still registered) on every request whose app yields to the hub (a sleep, a
-        database call). :meth:`_readable` stops it only if the socket becomes readable
-        while nobody waits (a request body, a pipelined request, EOF): it is level-triggered.
+        The watcher stays started between waits (a stop and a start cost libev epoll_ctl
+        calls); :meth:`_readable` stops it if the socket stays readable, nobody waiting.
         """
+        if self._early:  # readable while the last request ran: read without waiting
+            self._early = 0
+            return
         watcher = self._watcher
         if watcher is None:
             watcher = self._watcher = self._hub.loop.io(self.sock.fileno(), 1)
@@ -327,8 +326,13 @@ class HTTPConnection:
     def _readable(self) -> None:  # in the hub: the watcher's callback
         if self._waiting:
             self._greenlet.switch()
+        elif self._early >= _EARLY_FIRINGS:
+            self._watcher.stop()  # readable still: until the next _wait_readable (no spin)
         else:
-            self._watcher.stop()  # the app is running: wait until the next _wait_readable
+            # Nobody waits: usually an ASGI task answered from the loop and the client sent
+            # its next request before this greenlet took DONE (a burst can take a few hub
+            # iterations). Stopping now would cost two epoll_ctl; the next wait reads at once.
+            self._early += 1
 
     def _settimeout(self, timeout: float | None) -> None:
         # gevent's settimeout is Python code: skip it when the value does not change.

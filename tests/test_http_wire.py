@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
-from master_helpers import wait_for
+from master_helpers import children, wait_for
 
 from conftest import RawClient, recv_all
 
@@ -297,3 +299,31 @@ def test_http_versions_over_the_wire(serve, parser: str) -> None:  # type: ignor
     sock.sendall(b"GET / HTTP/0.9\r\nHost: x\r\n\r\n")
     reply = recv_all(sock)  # served as HTTP/1.0: answered, then closed
     assert reply.startswith(b"HTTP/1.1 200 ") and b'"protocol": "HTTP/1.0"' in reply
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize(("app", "slow"), [("wsgi_apps:routes", b"/sleep?s=1"),
+                                           ("asgi_apps:app", b"/sleep?s=1")],
+                         ids=["wsgi", "asgi"])
+def test_a_request_pipelined_behind_a_slow_one_does_not_spin_the_worker(
+        serve, app: str, slow: bytes) -> None:  # type: ignore[no-untyped-def]
+    # The second request is readable for the whole second the first one runs, with nobody
+    # waiting for it: the connection's level-triggered watcher must stop after a few hub
+    # iterations (connection._readable), not fire on every one.
+    server = serve(app)
+    (worker,) = wait_for(lambda: children(server.proc.pid) or None)
+    client = RawClient(server.connect())
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")  # warm: imports, first request
+    client.response()
+    before = _cpu_seconds(worker)
+    client.send(b"GET " + slow + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.1)  # the server has read the first request: the second waits in the kernel
+    client.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert client.response()[0] == 200
+    assert client.response()[0] in (200, 404)  # (the ASGI app answers /hello with its scope)
+    assert _cpu_seconds(worker) - before < 0.3  # a spinning hub burns the whole second
