@@ -13,11 +13,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from .app.loading import START_CWD
+
 if TYPE_CHECKING:
     from .arbiter import Arbiter
 
 log = logging.getLogger("greenserve.error")
-START_CWD = os.getcwd()
 
 
 def reexec(arbiter: Arbiter) -> None:
@@ -49,7 +50,7 @@ def _exec_new_master(arbiter: Arbiter, master_pid: int) -> None:
         env = dict(os.environ)
         env["GUNICORN_PID"] = str(master_pid)
         env["GUNICORN_FD"] = ",".join(str(fd) for fd in fds)
-        os.chdir(START_CWD)
+        os.chdir(START_CWD)  # where this process started: relative paths in argv hold
         os.execve(sys.executable, [sys.executable, "-m", "greenserve", *arbiter.argv], env)
     except BaseException:
         log.exception("Re-exec failed")

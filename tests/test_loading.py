@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from greenserve.app.loading import AppLoadError, AppRef, import_app, parse_app_uri
 
@@ -169,6 +170,21 @@ def test_chdir_env_and_pythonpath_apply_before_import(tmp_path: Path) -> None:
     result = greenserve("--check-config", "--pythonpath", f"{tmp_path},{APPS}",
                         "cfgapp_pkg.web:app", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (0, "")
+
+
+def test_a_relative_chdir_is_taken_from_where_greenserve_starts(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # gunicorn makes --chdir absolute before it changes directory; the app directory put on
+    # sys.path (in the master and in each worker) must be that one, not DIR/DIR.
+    result = greenserve("--check-config", "--chdir", "apps", "cfgapp_probe", cwd=APPS.parent)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout.removeprefix("PROBE "))["cwd"] == str(APPS)
+    (tmp_path / "relchdir_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'found']\n")
+    relative = os.path.relpath(tmp_path, APPS)  # test servers start in tests/apps
+    server = serve("--chdir", relative, "relchdir_app:app")
+    assert requests.get(server.url + "/", timeout=10).text == "found"
 
 
 def test_chdir_that_does_not_exist(tmp_path: Path) -> None:

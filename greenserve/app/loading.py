@@ -111,13 +111,23 @@ def _call_ref(module: str, expression: str, node: ast.Call) -> AppRef:
 
 
 # -- the process environment the app is imported in --------------------------------------------
+#: the directory greenserve started in (this module is imported before ``--chdir`` applies)
+START_CWD = os.getcwd()
+
+
+def app_directory(cfg: Config) -> str:
+    """``--chdir`` as an absolute path: a relative one is taken from where greenserve
+    started, as gunicorn does, also after the chdir and on a config reload."""
+    return os.path.abspath(os.path.join(START_CWD, cfg.chdir))
+
+
 def prepare_process(cfg: Config) -> None:
     """Apply ``--chdir``, ``--env`` and the ``sys.path`` settings, as gunicorn does at start.
 
     Runs before gevent patches, so ``-e GEVENT_...`` variables configure gevent too.
     Raises OSError when the directory cannot be entered.
     """
-    os.chdir(cfg.chdir)
+    os.chdir(app_directory(cfg))
     for item in cfg.raw_env:
         key, _, value = item.partition("=")
         os.environ[key.strip()] = value
@@ -131,7 +141,7 @@ def extend_sys_path(cfg: Config) -> None:
     console script (whose own directory is ``sys.path[0]``).
     """
     wanted = [os.path.abspath(p.strip()) for p in (cfg.pythonpath or "").split(",") if p.strip()]
-    wanted.append(os.path.abspath(cfg.chdir))
+    wanted.append(app_directory(cfg))
     for path in reversed(wanted):
         if path not in sys.path:
             sys.path.insert(0, path)
