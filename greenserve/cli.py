@@ -108,13 +108,26 @@ def _prepare(cfg: config.Config) -> None:
         _fail(f"cannot prepare the process: {exc}", EXIT_STARTUP_ERROR)
 
 
+def _reload(argv: list[str]) -> config.Config:
+    """The settings again (SIGHUP), read from where greenserve started: relative paths in
+    the command line (``-c``, ``--chdir``) mean what they meant at start."""
+    from greenserve.app.loading import START_CWD
+
+    here = os.getcwd()
+    os.chdir(START_CWD)
+    try:
+        return config.load(argv, os.environ)
+    finally:
+        os.chdir(here)
+
+
 def _serve(cfg: config.Config, app: Callable[..., Any] | Mounts | None, argv: list[str]) -> int:
     """Hand over to the master; it binds, forks the workers and supervises them."""
     from greenserve.arbiter import Arbiter
     from greenserve.sockets import BindError
 
     arbiter = Arbiter(cfg, argv=argv, app=app,
-                      reload_config=lambda: config.load(argv, os.environ))
+                      reload_config=lambda: _reload(argv))
     try:
         return arbiter.run()
     except BindError as exc:

@@ -46,6 +46,28 @@ def test_hup_with_a_broken_app_keeps_the_old_workers(serve, tmp_path: Path) -> N
     assert wait_for(lambda: children(server.proc.pid) == before)
 
 
+def test_hup_rereads_a_relative_config_file_after_a_relative_chdir(
+        serve, tmp_path: Path) -> None:
+    # Both paths are relative to where greenserve started (test servers start in
+    # tests/apps); the master has changed into the --chdir directory since.
+    conf = tmp_path / "conf.py"
+    conf.write_text("workers = 1\n")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "chdir_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n    return [b'ok']\n")
+    apps = Path(__file__).resolve().parent / "apps"
+    server = serve("-c", os.path.relpath(conf, apps), "--chdir", os.path.relpath(site, apps),
+                   "chdir_app:app")
+    wait_for(lambda: len(children(server.proc.pid)) == 1)
+    conf.write_text("workers = 2\n")
+    server.signal(signal.SIGHUP)
+    wait_for(lambda: len(children(server.proc.pid)) == 2, timeout=30)
+    assert requests.get(server.url, timeout=10).text == "ok"
+    assert "does not exist" not in server.logs()
+
+
 def test_usr1_reopens_log_files(serve, tmp_path: Path) -> None:
     access = tmp_path / "access.log"
     server = serve("-w", "1", "--access-logfile", str(access), "master_apps:app")
