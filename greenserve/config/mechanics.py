@@ -130,7 +130,10 @@ the `SENDFILE` environment variable decides (`0`, `false`, `no` disable it).""",
         "--chdir", metavar="VALUE", default=".", default_doc="current working dir",
         convert=to_str,
         help="Change to this directory before loading the app.",
-        desc="The directory is also put first on `sys.path`, so the app module is found there.",
+        desc="""\
+The directory is also put first on `sys.path`, so the app module is found there. A relative
+path is taken from the directory greenserve was started in (as gunicorn does), also when the
+settings are read again on `SIGHUP`.""",
     )
     raw_env: tuple[str, ...] = setting(
         "-e", "--env", kind="append", metavar="ENV", default=(),
