@@ -110,15 +110,10 @@ def _prepare(cfg: config.Config) -> None:
 
 def _reload(argv: list[str]) -> config.Config:
     """The settings again (SIGHUP), read from where greenserve started: relative paths in
-    the command line (``-c``, ``--chdir``) mean what they meant at start."""
-    from greenserve.app.loading import START_CWD
+    the command line (a config file, the app directory) mean what they meant at start."""
+    from greenserve.app.loading import from_start_directory
 
-    here = os.getcwd()
-    os.chdir(START_CWD)
-    try:
-        return config.load(argv, os.environ)
-    finally:
-        os.chdir(here)
+    return from_start_directory(lambda: config.load(argv, os.environ))
 
 
 def _serve(cfg: config.Config, app: Callable[..., Any] | Mounts | None, argv: list[str]) -> int:

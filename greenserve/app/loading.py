@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from greenserve.config import Config
@@ -111,6 +111,7 @@ def _call_ref(module: str, expression: str, node: ast.Call) -> AppRef:
 
 
 # -- the process environment the app is imported in --------------------------------------------
+T = TypeVar("T")
 #: the directory greenserve started in (this module is imported before ``--chdir`` applies)
 START_CWD = os.getcwd()
 
@@ -119,6 +120,16 @@ def app_directory(cfg: Config) -> str:
     """``--chdir`` as an absolute path: a relative one is taken from where greenserve
     started, as gunicorn does, also after the chdir and on a config reload."""
     return os.path.abspath(os.path.join(START_CWD, cfg.chdir))
+
+
+def from_start_directory(call: Callable[[], T]) -> T:
+    """``call()`` run in :data:`START_CWD`, then back where the process was."""
+    here = os.getcwd()
+    os.chdir(START_CWD)
+    try:
+        return call()
+    finally:
+        os.chdir(here)
 
 
 def prepare_process(cfg: Config) -> None:
