@@ -173,11 +173,7 @@ class DirtyArbiter:
     def _serve_client(self, conn: socket.socket) -> None:
         client = protocol.Channel(conn)
         try:
-            while True:
-                try:
-                    kind, request_id, payload, raw = client.receive()
-                except (DirtyProtocolError, OSError):
-                    return
+            for kind, request_id, payload, raw in client.incoming():
                 if kind == protocol.REQUEST:
                     self._relay(client, request_id, str(payload.get("app_path")), raw)
                 elif kind == protocol.STATUS:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 from . import tlv
@@ -54,6 +55,15 @@ class Channel:
         except tlv.TLVError as exc:
             raise DirtyProtocolError(f"bad payload: {exc}") from None
         return kind, request_id, payload, head + body
+
+    def incoming(self) -> Iterator[tuple[int, int, Any, bytes]]:
+        """Each message :meth:`receive` reads, until the peer closes the connection or
+        sends something that is not a message (what a server loop wants)."""
+        while True:
+            try:
+                yield self.receive()
+            except (DirtyProtocolError, OSError):
+                return
 
     def _exactly(self, size: int) -> bytes:
         chunks: list[bytes] = []

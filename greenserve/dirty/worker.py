@@ -106,11 +106,7 @@ class DirtyWorker:
     def _serve(self, conn: socket.socket, slots: threading.BoundedSemaphore) -> None:
         channel = protocol.Channel(conn)
         try:
-            while True:
-                try:
-                    kind, request_id, payload, _ = channel.receive()
-                except (DirtyProtocolError, OSError):
-                    return
+            for kind, request_id, payload, _ in channel.incoming():
                 if kind != protocol.REQUEST:
                     channel.send(protocol.ERROR, request_id, {"error": DirtyProtocolError(
                         "dirty workers take requests only").to_dict()})
