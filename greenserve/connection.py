@@ -51,9 +51,9 @@ class RequestTimeout(BaseException):
     """
 
 
-#: [(date, server, the defaults dict)]: one dict for every connection for a whole second
+#: [(the second, server, the defaults dict)]: one dict for every connection for a whole second
 #: (one tuple, read and replaced whole: embedded servers may run in several threads)
-_DEFAULTS: list[tuple[Any, Any, dict[bytes, tuple[bytes, bytes]]]] = [(None, None, {})]
+_DEFAULTS: list[tuple[int, Any, dict[bytes, tuple[bytes, bytes]]]] = [(-1, None, {})]
 
 
 def server_defaults(server: bytes) -> dict[bytes, tuple[bytes, bytes]]:
@@ -62,12 +62,12 @@ def server_defaults(server: bytes) -> dict[bytes, tuple[bytes, bytes]]:
     The same dict object for every connection until the Date changes (once a second), so
     the writer serialises it once per head shape (``writer._added``), not per response.
     """
-    date = http_date()  # the same bytes object for a whole second
-    cached_date, cached_server, defaults = _DEFAULTS[0]
-    if cached_date is date and cached_server is server:
+    second = int(time.time())
+    cached_second, cached_server, defaults = _DEFAULTS[0]
+    if cached_second == second and cached_server is server:
         return defaults
-    defaults = {b"date": (b"Date", date), b"server": (b"Server", server)}
-    _DEFAULTS[0] = (date, server, defaults)
+    defaults = {b"date": (b"Date", http_date()), b"server": (b"Server", server)}
+    _DEFAULTS[0] = (second, server, defaults)
     return defaults
 
 
@@ -151,7 +151,7 @@ class HTTPConnection:
             if self.state.h2_options.enabled and h2negotiation.serve_if_h2(self, handler):
                 return
             while self._serve_one(handler):
-                self.proto.start_next_cycle()
+                pass
         except BodyError as exc:
             if not self.proto.response_started:
                 self._reject(exc.error)
@@ -247,16 +247,17 @@ class HTTPConnection:
                 return None
 
     def _finish_cycle(self, stream: InlineStream) -> bool:
-        proto = self.proto
-        if self.upgraded or not proto.response_complete:
-            # Another protocol ran on the socket, or the app failed mid-response (the
-            # framing is broken): either way no further HTTP request can follow.
+        """True when the next request may follow (the protocol's next cycle has started)."""
+        if self.upgraded or self.state.stopping:
+            return False  # another protocol ran on the socket, or the worker is stopping
+        # False as well when the app failed mid-response (the framing is broken)
+        ended = self.proto.end_cycle()
+        if ended is not None:
+            return ended
+        if not self._drain() or not self.proto.keep_alive or self.state.stopping:
             return False
-        if not proto.keep_alive or self.state.stopping:
-            return False
-        if not proto.request_complete and not proto.skip_empty_body() and not self._drain():
-            return False
-        return proto.keep_alive and not self.state.stopping
+        self.proto.start_next_cycle()
+        return True
 
     def _drain(self) -> bool:
         """Read and discard what the app left of the request body."""

@@ -19,6 +19,7 @@ from .protocol.events import (
     ProtocolError,
     Request,
 )
+from .protocol.writer import LocalProtocolError
 
 if TYPE_CHECKING:
     from .connection import HTTPConnection
@@ -101,11 +102,22 @@ class InlineStream:
         self.response_headers = headers
         self.conn.send_head(status, headers, reason)
 
-    def send_data(self, data: bytes) -> None:
-        """Send a piece of the response body."""
+    def send_data(self, data: bytes, end: bool = False) -> None:
+        """Send a piece of the response body; ``end`` finishes the response with it (one
+        write for a whole body)."""
+        conn = self.conn
         if data:
             self.bytes_sent += len(data)
-            self.conn.write(self.conn.proto.send_data(data))
+            data = conn.proto.send_data(data)
+        elif not end:
+            return
+        if end:
+            try:
+                data += conn.proto.send_end()
+            except LocalProtocolError:
+                conn.write(data)  # a body short of its length: what came goes out first
+                raise
+        conn.write(data)
 
     def end(self, trailers: Headers | None = None) -> None:
         """Finish the response."""
@@ -117,8 +129,7 @@ class InlineStream:
         body = f"{status} {text}\n".encode()
         self.send_head(status, [(b"Content-Type", b"text/plain; charset=utf-8"),
                                 (b"Content-Length", b"%d" % len(body)), *(headers or ())])
-        self.send_data(body)
-        self.end()
+        self.send_data(body, end=True)
 
     def sendfile(self, fileobj: object, offset: int, count: int | None) -> int:
         """Send file bytes straight from the kernel; returns the bytes sent."""

@@ -226,8 +226,7 @@ def _respond(result: Iterable[bytes] | None, responder: WSGIResponder,
     """Send the app's response, or end its WebSocket session when it used one."""
     if ws is None:
         assert result is not None, "the application returned None"
-        _send_result(result, responder)
-        responder.stream.end()
+        _send_result(result, responder, end=True)
         return
     if not ws.accepted and responder.status is None and not result:
         ws.accept()  # returned without a word: gevent-websocket had accepted already
@@ -242,26 +241,29 @@ def _respond(result: Iterable[bytes] | None, responder: WSGIResponder,
         responder.stream.end()
 
 
-def _send_result(result: Iterable[bytes], responder: WSGIResponder) -> None:
+def _send_result(result: Iterable[bytes], responder: WSGIResponder, end: bool = False) -> None:
+    """Send the app's body; ``end`` finishes the response too."""
     stream = responder.stream
     if isinstance(result, FileWrapper) and not responder.used_write:
         _send_file(result, responder)
-        return
-    if isinstance(result, (list, tuple)) and len(result) <= 1 and not responder.used_write:
+    elif isinstance(result, (list, tuple)) and len(result) <= 1 and not responder.used_write:
         body = result[0] if result else b""
         if not isinstance(body, bytes):
             raise TypeError(f"WSGI body items must be bytes, got {type(body).__name__}")
         if not responder.head_sent:
             responder.send_head(len(body))
-        stream.send_data(body)
+        stream.send_data(body, end)  # the usual whole body: head, body and end in one write
         return
-    for chunk in result:
-        if not isinstance(chunk, bytes):
-            raise TypeError(f"WSGI body items must be bytes, got {type(chunk).__name__}")
-        if chunk:
-            responder.send(chunk)
-    if not responder.head_sent:
-        responder.send_head()
+    else:
+        for chunk in result:
+            if not isinstance(chunk, bytes):
+                raise TypeError(f"WSGI body items must be bytes, got {type(chunk).__name__}")
+            if chunk:
+                responder.send(chunk)
+        if not responder.head_sent:
+            responder.send_head()
+    if end:
+        stream.end()
 
 
 def _send_file(wrapper: FileWrapper, responder: WSGIResponder) -> None:
@@ -288,7 +290,6 @@ def _simple_response(responder: WSGIResponder, status: int, message: str,
     )
     try:
         responder.send_head(len(body))
-        responder.stream.send_data(body)
-        responder.stream.end()
+        responder.stream.send_data(body, end=True)
     except LocalProtocolError:
         raise ClientDisconnected("could not send the error response") from None

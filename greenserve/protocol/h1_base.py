@@ -88,6 +88,11 @@ class _In(Enum):
     CLOSED = "closed"
 
 
+# Module names for the states: an Enum member looked up on its class costs four times a
+# global read, and the hot path tests the state several times per request.
+_HEAD, _BODY, _DONE, _ERROR, _CLOSED = _In.HEAD, _In.BODY, _In.DONE, _In.ERROR, _In.CLOSED
+
+
 class BaseH1Connection(ABC):
     """A :class:`~greenserve.protocol.base.ServerConnection` for HTTP/1.x, minus the parser."""
 
@@ -100,7 +105,7 @@ class BaseH1Connection(ABC):
         self._lenient = limits.permit_obsolete_folding or limits.strip_header_spaces
         self._buf = bytearray()
         self._eof = False
-        self._in = _In.HEAD
+        self._in = _HEAD
         self._scanner = HeadScanner(limits)
         self._casefold = limits.casefold_http_method
         self._reset_cycle()
@@ -127,7 +132,7 @@ class BaseH1Connection(ABC):
     @property
     def keep_alive(self) -> bool:
         """Whether the connection may serve another request after this one."""
-        return self._keep_alive and self._in is not _In.ERROR
+        return self._keep_alive and self._in is not _ERROR
 
     @property
     def request(self) -> Request | None:
@@ -137,7 +142,7 @@ class BaseH1Connection(ABC):
     @property
     def request_complete(self) -> bool:
         """The request body has been received completely (EndOfMessage was returned)."""
-        return self._in is _In.DONE
+        return self._in is _DONE
 
     @property
     def response_complete(self) -> bool:
@@ -168,14 +173,14 @@ class BaseH1Connection(ABC):
         After a ProtocolError or ConnectionClosed it returns None for ever: nothing past
         an error is parsed, whatever else arrives.
         """
-        if self._in is _In.HEAD:
+        if self._in is _HEAD:
             return self._next_head()
-        if self._in is _In.BODY:
+        if self._in is _BODY:
             return self._next_body()
         return None
 
     def _fail(self, rejection: Rejection | None, reason: str = "") -> ProtocolError:
-        self._in = _In.ERROR
+        self._in = _ERROR
         self._keep_alive = False
         if rejection is None:
             return ProtocolError(None, reason)
@@ -183,7 +188,8 @@ class BaseH1Connection(ABC):
 
     def _next_head(self) -> InboundEvent | None:
         if not self._buf:
-            return self._incomplete_head()  # (what scanning nothing would come to)
+            # (what scanning nothing would come to; usually: nothing yet, no EOF)
+            return self._incomplete_head() if self._eof else None
         scanned = self._scanner.scan(self._buf)
         if scanned is None:
             return self._incomplete_head()
@@ -203,7 +209,7 @@ class BaseH1Connection(ABC):
             return None
         if len(self._buf) == self._scanner.start:
             # Nothing, or only the empty lines allowed between requests: a clean close.
-            self._in = _In.CLOSED
+            self._in = _CLOSED
             return ConnectionClosed()
         return self._fail(None, "connection closed in the middle of a request head")
 
@@ -242,12 +248,12 @@ class BaseH1Connection(ABC):
             self._chunks = ChunkedDecoder(limits=self._limits, header_fields=len(head.headers))
         self._remaining = fields.content_length or 0
         self._pending_end = not fields.chunked and not self._remaining
-        self._in = _In.BODY
+        self._in = _BODY
         return request
 
     def _next_body(self) -> InboundEvent | None:
         if self._pending_end:
-            self._in = _In.DONE
+            self._in = _DONE
             trailers = self._chunks.trailers if self._chunks else []
             return EndOfMessage(trailers=trailers)
         if self._chunks is not None:
@@ -378,18 +384,34 @@ class BaseH1Connection(ABC):
         True when the request is now complete (it had no body and the app never asked for
         its end); False when body bytes may still be owed, to be drained by the caller.
         """
-        if self._in is _In.BODY and self._pending_end and self._chunks is None:
-            self._in = _In.DONE
+        if self._in is _BODY and self._pending_end and self._chunks is None:
+            self._in = _DONE
             return True
-        return self._in is _In.DONE
+        return self._in is _DONE
 
     def close_after_response(self) -> None:
         """Make the current response end the connection (e.g. when draining is refused)."""
         self._keep_alive = False
 
+    def end_cycle(self) -> bool | None:
+        """After the response: whether the connection may carry another request.
+
+        True when both messages are complete and the connection persists (the next cycle
+        has started, as by :meth:`start_next_cycle`); None when request body bytes are
+        still owed (drain them, then call :meth:`start_next_cycle`); False when the
+        connection must close. One call where the loop would ask five questions.
+        """
+        if not self._response_done or not self._keep_alive or self._in is _ERROR:
+            return False
+        if self._in is not _DONE and not self.skip_empty_body():
+            return None
+        self._in = _HEAD
+        self._reset_cycle()
+        return True
+
     def start_next_cycle(self) -> None:
         """Reset for the next request; only once both messages are complete and kept alive."""
-        if not (self._in is _In.DONE and self._response_done and self.keep_alive):
+        if not (self._in is _DONE and self._response_done and self.keep_alive):
             raise LocalProtocolError("cannot start a new cycle: this one is not finished")
-        self._in = _In.HEAD
+        self._in = _HEAD
         self._reset_cycle()
