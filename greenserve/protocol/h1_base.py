@@ -231,16 +231,16 @@ class BaseH1Connection(ABC):
         # HTTP/1.1 persists unless told otherwise; HTTP/1.0 only when asked to (RFC 9112 9.3).
         persistent = version == b"HTTP/1.1" or b"keep-alive" in connection
         keep_alive = persistent and b"close" not in connection
-        request = Request(
-            method=head.method.upper() if self._casefold else head.method,  # effective_method
-            target=head.target,
-            http_version=version[5:],
-            headers=head.headers,
-            keep_alive=keep_alive,
-            chunked=fields.chunked,
-            content_length=fields.content_length,
-            expect_continue=version == b"HTTP/1.1" and b"100-continue" in fields.expect,
-            upgrade=fields.upgrade if b"upgrade" in connection else None,
+        request = Request(  # positional: a third of the cost of keywords, on every request
+            head.method.upper() if self._casefold else head.method,  # effective_method
+            head.target,
+            version[5:],  # http_version
+            head.headers,
+            keep_alive,
+            fields.chunked,
+            fields.content_length,
+            version == b"HTTP/1.1" and b"100-continue" in fields.expect,  # expect_continue
+            fields.upgrade if b"upgrade" in connection else None,
         )
         self._request = request
         self._keep_alive = keep_alive
