@@ -163,10 +163,9 @@ class HTTPConnection:
     def _serve_one(self, handler: Handler) -> bool:
         """Serve one request; True when the connection may carry another."""
         event = self._wait_for_head()
-        if isinstance(event, ProtocolError):
-            self._reject(event)
-            return False
         if not isinstance(event, Request):
+            if isinstance(event, ProtocolError):
+                self._reject(event)
             return False
         if event.upgrade is not None and self.state.h2_options.upgrade:
             settings = h2negotiation.upgrade_settings(event, self.state.h2_options)
@@ -221,7 +220,6 @@ class HTTPConnection:
         idle_timeout = float(cfg.keepalive) if self.requests else cfg.header_timeout
         started = False
         self.idle = True
-        self._deadline = time.monotonic() + idle_timeout
         while True:
             event = self.proto.next_event()
             if event is not None:
@@ -229,7 +227,7 @@ class HTTPConnection:
                 return event
             # Stopping, an idle connection still gets its keep-alive time: its next request
             # may be on the wire. It is answered with Connection: close, not dropped.
-            if not started and self.proto.trailing_data:
+            if not started and self.proto.buffered:
                 started = True
                 self._deadline = time.monotonic() + cfg.header_timeout
             self.idle = not started
@@ -237,12 +235,14 @@ class HTTPConnection:
                 if not started and self.requests and self._direct is not None:
                     # Nothing of the next request is here yet (it never is right after a
                     # response): wait for it before reading, instead of a recv that fails.
-                    self._wait_readable(idle_timeout)
+                    self._wait_readable(idle_timeout)  # (its own timer: no deadline)
                     self._recv_now(self._direct)
                 else:
+                    if self._deadline is None:
+                        self._deadline = time.monotonic() + idle_timeout
                     self._recv()
             except TimeoutError:
-                if self.proto.trailing_data or (not self.requests and started):
+                if self.proto.buffered or (not self.requests and started):
                     return ProtocolError(408, "timed out reading the request head")
                 return None
 

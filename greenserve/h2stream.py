@@ -140,8 +140,13 @@ class H2Stream:
                 self._length_left = int(value)
         self._held = self.session.response_headers(status, headers)
 
-    def send_data(self, data: bytes) -> None:
-        """Send a piece of the response body (waits for the client's window)."""
+    def send_data(self, data: bytes, end: bool = False) -> None:
+        """Send a piece of the response body (waits for the client's window); ``end``
+        finishes the response after it."""
+        if end:
+            self.send_data(data)
+            self.end()
+            return
         if not data or not self._with_body:
             return
         last = False

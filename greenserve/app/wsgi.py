@@ -120,12 +120,15 @@ class WSGIAdapter:
         self.ws_options = WebSocketOptions.from_state(state)
 
     def __call__(self, stream: InlineStream) -> None:
-        started = time.monotonic()
+        state = self.state
+        started = time.monotonic() if state.access_log is not None else 0.0
         responder = WSGIResponder(stream)
         environ: dict[str, Any] = {}
+        base = stream.conn.environ_base
+        if base is None:  # the connection's part of the environ, built on its first request
+            base = stream.conn.environ_base = connection_environ(stream.info, state)
         try:
-            environ = build_environ(stream.request, stream.info, self.state,
-                                    self._connection_environ(stream))
+            environ = build_environ(stream.request, stream.info, state, base)
         except HeaderRefused as exc:
             log.info("refused header name with underscore: %s", exc)
             _simple_response(responder, 400, f"header name with underscore: {exc}")
@@ -143,7 +146,6 @@ class WSGIAdapter:
         # gunicorn's key: simple-websocket, Flask-Sock and python-engineio take the socket
         # from it to do their own WebSocket handshake.
         environ["gunicorn.socket"] = stream.sock
-        state = self.state
         req = self._request_info(stream, environ) if state.request_hooks else None
         try:
             if req is None or self._pre_request(req, environ, responder):
@@ -155,14 +157,6 @@ class WSGIAdapter:
                 resp = ResponseInfo.from_stream(stream, reason=responder.reason)
                 safe_call(log, "post_request", call_post_request, self.state.cfg.post_request,
                           self.state.worker, req, environ, resp)
-
-    def _connection_environ(self, stream: InlineStream) -> dict[str, Any]:
-        """The connection's part of the environ, built on its first request."""
-        conn = stream.conn
-        base = conn.environ_base
-        if base is None:
-            base = conn.environ_base = connection_environ(stream.info, self.state)
-        return base
 
     def _request_info(self, stream: InlineStream, environ: dict[str, Any]) -> RequestInfo | None:
         """The ``req`` object for pre/post_request hooks; None when neither hook is set."""
@@ -185,7 +179,9 @@ class WSGIAdapter:
         return True
 
     def _run(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
-        ws = attach_websocket(responder.stream, environ, self.ws_options)
+        ws = None
+        if responder.stream.request.upgrade is not None:  # (no call for the usual request)
+            ws = attach_websocket(responder.stream, environ, self.ws_options)
         if isinstance(ws, HandshakeRejection):
             log.info("refused WebSocket handshake: %d %s", ws.status_code, ws.reason)
             _simple_response(responder, ws.status_code, ws.reason, ws.headers)

@@ -307,7 +307,7 @@ class HTTPCycle:
         watch = self._eof_watch
         if (watch is not None and watch.active) or self.disconnected or self.task_done:
             return
-        if self.proto.trailing_data:
+        if self.proto.buffered:
             return  # a pipelined request is waiting: the client is still there
         if watch is None:
             watch = self._eof_watch = EOFWatch(self.conn, self.bridge, self.client_gone)

@@ -155,6 +155,11 @@ class BaseH1Connection(ABC):
         return self._response is not None
 
     @property
+    def buffered(self) -> int:
+        """How many received bytes are not consumed yet (:attr:`trailing_data`, uncopied)."""
+        return len(self._buf)
+
+    @property
     def trailing_data(self) -> bytes:
         """Bytes received but not consumed yet (pipelined requests, upgraded protocol)."""
         return bytes(self._buf)
