@@ -65,6 +65,15 @@ EXTRA: list[tuple[str, bytes, Limits]] = [
     ("long-line", b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n" + H + b"\r\n", Limits()),
     ("bad-chunk", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
      b"5 \r\nhello\r\n0\r\n\r\n", Limits()),
+    # httptools keeps a parser for the next head when the last ended its message: a body,
+    # an unknown method, HTTP/1.0 and an Upgrade after kept parsers
+    ("kept-parser", b"GET /a HTTP/1.1\r\n" + H + b"\r\nGET /b HTTP/1.1\r\n" + H + b"X: 1\r\n"
+     b"\r\nPOST /c HTTP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\nhiGET /d HTTP/1.1\r\n" + H
+     + b"\r\nFOO /e HTTP/1.1\r\n" + H + b"\r\nGET /f HTTP/1.0\r\nConnection: keep-alive\r\n"
+     b"\r\nGET /g HTTP/1.1\r\n" + H + b"Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+     b"GET /h HTTP/1.1\r\n" + H + b"\r\n", Limits()),
+    ("kept-parser-bad-head", b"GET /a HTTP/1.1\r\n" + H + b"\r\nGET /b HTTP/1.1\r\n" + H
+     + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\n", Limits()),
 ]
 MUTATIONS_PER_CASE = 4
 # Bytes a mutation writes: the ones the rules care about, and a few ordinary ones.

@@ -26,12 +26,16 @@ _VERSIONS = {"1.1": b"HTTP/1.1", "1.0": b"HTTP/1.0"}
 class _Head:
     """Collects llhttp's callbacks for one head."""
 
-    __slots__ = ("complete", "headers", "target")
+    __slots__ = ("complete", "ended", "headers", "target")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.target = b""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # a new list: the Request keeps it
         self.complete = False
+        self.ended = False
 
     def on_url(self, url: bytes) -> None:
         self.target += url
@@ -43,37 +47,75 @@ class _Head:
     def on_headers_complete(self) -> None:
         self.complete = True
 
+    def on_message_complete(self) -> None:
+        self.ended = True
+
+
+class _Reader:
+    """An llhttp parser and the head it collects.
+
+    greenserve never feeds llhttp a body, so a parser is only good for another head when
+    the last one ended its message (no body followed: llhttp waits for a new message).
+    Such a parser is kept for the connection's next head (a parser costs about a third of
+    reading a short head); if a kept one refuses a head, a fresh one decides.
+    """
+
+    __slots__ = ("_head", "_parser")
+
+    def __init__(self) -> None:
+        self._head = _Head()
+        self._parser = httptools.HttpRequestParser(self._head)
+
+    @property
+    def reusable(self) -> bool:
+        """The last head read ended its message: the parser waits for the next one."""
+        return self._head.ended
+
+    def read(self, raw: bytes) -> ParsedHead | Rejection:
+        head = self._head
+        head.reset()
+        parser = self._parser
+        try:
+            parser.feed_data(raw)
+        except httptools.HttpParserUpgrade:
+            pass  # Upgrade or CONNECT: llhttp stops after the head, which is all it has
+        except httptools.HttpParserError as exc:
+            return Rejection(400, f"httptools: {exc}")
+        version = _VERSIONS.get(parser.get_http_version())
+        if not head.complete or version is None:
+            return Rejection(400, "httptools: incomplete request head")
+        return ParsedHead(raw[: raw.index(b" ")], head.target, version, head.headers)
+
 
 class HttptoolsConnection(BaseH1Connection):
     """A :class:`~greenserve.protocol.base.ServerConnection` over httptools."""
 
+    _reader: _Reader | None = None  # the parser kept from the last head (see _Reader)
+
     def _parse_head(self, raw: bytes) -> ParsedHead | Rejection:
-        """Read the head with llhttp: one fresh parser per head, fed the head alone."""
-        head = _read(raw)
-        if isinstance(head, Rejection):
-            # llhttp knows a fixed list of methods (and PRI only as HTTP/2's preface), while
-            # any token is a method (RFC 9110 9.1) and the scanner has checked this one with
-            # gunicorn's rules. If llhttp objected only to the method, a method it knows
-            # makes it read the rest: targets other than origin- and absolute-form are
-            # refused for such methods before this point.
-            method, _, rest = raw.partition(b" ")
-            again = _read(b"GET " + rest)
-            if isinstance(again, Rejection):
+        """Read the head with llhttp, fed the head alone."""
+        kept, self._reader = self._reader, None
+        if kept is not None:
+            head = kept.read(raw)
+            if not isinstance(head, Rejection):
+                self._keep(kept)
                 return head
-            head = again._replace(method=method)
-        return head
+        reader = _Reader()
+        head = reader.read(raw)
+        if not isinstance(head, Rejection):
+            self._keep(reader)
+            return head
+        # llhttp knows a fixed list of methods (and PRI only as HTTP/2's preface), while
+        # any token is a method (RFC 9110 9.1) and the scanner has checked this one with
+        # gunicorn's rules. If llhttp objected only to the method, a method it knows
+        # makes it read the rest: targets other than origin- and absolute-form are
+        # refused for such methods before this point.
+        method, _, rest = raw.partition(b" ")
+        again = _Reader().read(b"GET " + rest)
+        if isinstance(again, Rejection):
+            return head
+        return again._replace(method=method)
 
-
-def _read(raw: bytes) -> ParsedHead | Rejection:
-    head = _Head()
-    parser = httptools.HttpRequestParser(head)
-    try:
-        parser.feed_data(raw)
-    except httptools.HttpParserUpgrade:
-        pass  # Upgrade or CONNECT: llhttp stops after the head, which is all it has
-    except httptools.HttpParserError as exc:
-        return Rejection(400, f"httptools: {exc}")
-    version = _VERSIONS.get(parser.get_http_version())
-    if not head.complete or version is None:
-        return Rejection(400, "httptools: incomplete request head")
-    return ParsedHead(raw[: raw.index(b" ")], head.target, version, head.headers)
+    def _keep(self, reader: _Reader) -> None:
+        if reader.reusable:
+            self._reader = reader
