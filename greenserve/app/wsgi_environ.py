@@ -96,7 +96,10 @@ def build_environ(
     environ = (base if base is not None else connection_environ(info, state)).copy()
     trusted = environ.pop(_TRUSTED)
     target = request.target
-    path, query = split_target(target)
+    if target[:1] == b"/" and b"#" not in target:  # split_target's usual case, inline
+        path, _, query = target.partition(b"?")
+    else:
+        path, query = split_target(target)
     full_path = path_info = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
     script_name: str = environ["SCRIPT_NAME"]
     if script_name and path_info.startswith(script_name):
@@ -149,16 +152,16 @@ def _add_headers(environ: dict[str, Any], request: Request, header_map: str,
     keys = _KEYS
     script_name = False
     for raw_name, raw_value in request.headers:
-        if raw_name in keys:
-            key = keys[raw_name]
-        elif forwarders and b"_" in raw_name and _forwarded(raw_name, forwarders):
-            # --forwarder-headers: a trusted front end may send these names with '_'
-            key = "HTTP_" + raw_name.decode("latin-1").upper().replace("-", "_")
-            script_name = script_name or key == "HTTP_SCRIPT_NAME"
-        else:
-            key = _header_key(raw_name, header_map)
-            if b"_" not in raw_name and len(keys) < _KEYS_SIZE:
-                keys[raw_name] = key  # names with '_' depend on --header-map: not cached
+        key = keys.get(raw_name, _UNKNOWN)
+        if key is _UNKNOWN:
+            if forwarders and b"_" in raw_name and _forwarded(raw_name, forwarders):
+                # --forwarder-headers: a trusted front end may send these names with '_'
+                key = "HTTP_" + raw_name.decode("latin-1").upper().replace("-", "_")
+                script_name = script_name or key == "HTTP_SCRIPT_NAME"
+            else:
+                key = _header_key(raw_name, header_map)
+                if b"_" not in raw_name and len(keys) < _KEYS_SIZE:
+                    keys[raw_name] = key  # names with '_' depend on --header-map: not cached
         if key is None:
             continue
         value = raw_value.decode("latin-1")
@@ -171,6 +174,7 @@ def _add_headers(environ: dict[str, Any], request: Request, header_map: str,
 
 
 _NO_FORWARDERS: frozenset[str] = frozenset()
+_UNKNOWN = ""  # (not a key: every key starts with HTTP_ or CONTENT_)
 
 
 class ScriptNameMismatch(ValueError):
@@ -193,10 +197,22 @@ def _forwarded_script_name(environ: dict[str, Any], full_path: str) -> None:
 
 
 def _add_server(environ: dict[str, Any], host: str, scheme: str) -> None:
-    name, sep, port = host.rpartition(":")
-    if sep and port.isdigit() and not name.endswith(":"):
-        environ["SERVER_NAME"], environ["SERVER_PORT"] = name, port
-    else:
-        environ["SERVER_NAME"] = host
-        environ["SERVER_PORT"] = "443" if scheme == "https" else "80"
+    key = (host, scheme)
+    server = _SERVERS.get(key)
+    if server is None:
+        name, sep, port = host.rpartition(":")
+        if sep and port.isdigit() and not name.endswith(":"):
+            server = name, port
+        else:
+            server = host, "443" if scheme == "https" else "80"
+        if len(_SERVERS) >= _SERVERS_SIZE:
+            _SERVERS.clear()
+        _SERVERS[key] = server
+    environ["SERVER_NAME"], environ["SERVER_PORT"] = server
+
+
+#: (SERVER_NAME, SERVER_PORT) by (Host header, scheme): a site sees a handful of hosts;
+#: bounded (starts over when full)
+_SERVERS: dict[tuple[str, str], tuple[str, str]] = {}
+_SERVERS_SIZE = 256
 

@@ -359,10 +359,8 @@ class BaseH1Connection(ABC):
         # A request we could not parse, or one whose body we did not finish reading,
         # leaves the connection in an unknown state: close it after this response.
         keep_alive = self._keep_alive and request is not None
-        head, framing, keep_alive = response_head(
-            status, reason, headers, method=method, http_version=version,
-            keep_alive=keep_alive, defaults=defaults,
-        )
+        head, framing, keep_alive = response_head(  # positional: every response
+            status, reason, headers, method, version, keep_alive, defaults)
         self._keep_alive = keep_alive
         self._response = framing
         return head

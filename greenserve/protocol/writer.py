@@ -132,7 +132,6 @@ def response_head(
     status: int,
     reason: bytes,
     headers: Headers,
-    *,
     method: bytes,
     http_version: bytes,
     keep_alive: bool,
