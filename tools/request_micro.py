@@ -1,13 +1,15 @@
-"""Pure-Python cost of one keep-alive WSGI request through greenserve (not a test).
+"""Pure-Python cost of one keep-alive request through greenserve (not a test).
 
     .venv/bin/python tools/request_micro.py [--app bench_app:app] [--path /hello]
         [--requests 60000] [--rounds 9] [--parser auto] [--profile FILE]
 
 Runs the real request path (``HTTPConnection`` with the worker's parser, adapter and
-writer, settings from the defaults) over a socket stub that hands out the same GET for
-every read and takes every write whole, so no system call, hub switch or client is
-involved: what is left is greenserve's own Python per request plus the app's. Prints the
-minimum and the median µs per request over the rounds. Run it pinned to one CPU
+writer, settings from the defaults; for an ASGI app the worker's event loop runs, and a
+request the app answers without waiting is served in its first step, as in a worker)
+over a socket stub that hands out the same GET for every read and takes every write
+whole, so no system call, hub switch or client is involved: what is left is greenserve's
+own Python per request plus the app's. Prints the minimum and the median µs per request
+over the rounds. Run it pinned to one CPU
 (``taskset -c 0``); for an A/B, run a copy of ``greenserve/`` first on ``PYTHONPATH``
 (``git archive REV greenserve | tar -x -C DIR``), alternating. ``--profile FILE`` writes a
 cProfile of one more round (its numbers are inflated by the profiler; the ranking holds).
@@ -104,16 +106,19 @@ def one_round(state: WorkerState, handler: Any, request: bytes, count: int) -> f
 
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    p.add_argument("--app", default="bench_app:app", help="a WSGI app in loadtests/")
+    p.add_argument("--app", default="bench_app:app",
+                   help="a WSGI or ASGI app in loadtests/ (asgi_bench_app:app is the twin)")
     p.add_argument("--path", default="/hello")
     p.add_argument("--requests", type=int, default=60000, help="per round")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--parser", default="auto", help="--http-parser")
     p.add_argument("--profile", help="write a cProfile of one more round to this file")
     opts = p.parse_args()
-    cfg = config.load(["--http-parser", opts.parser], {})
+    cfg = config.load(["--http-parser", opts.parser, "--asgi-lifespan", "off"], {})
     state = WorkerState(cfg)
-    handler = make_runtime(import_app(opts.app), state).handler
+    runtime = make_runtime(import_app(opts.app), state)
+    runtime.startup(lambda: True, 1.0)  # ASGI: the worker's event loop
+    handler = runtime.handler
     request = f"GET {opts.path} HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n".encode()
     one_round(state, handler, request, 2000)  # warm the caches (heads, keys, parser)
     results = sorted(one_round(state, handler, request, opts.requests)
