@@ -56,8 +56,10 @@ class _Reader:
 
     greenserve never feeds llhttp a body, so a parser is only good for another head when
     the last one ended its message (no body followed: llhttp waits for a new message).
-    Such a parser is kept for the connection's next head (a parser costs about a third of
-    reading a short head); if a kept one refuses a head, a fresh one decides.
+    Such parsers are kept in a small pool shared by the worker's connections (reading a
+    head never yields, so no two reads overlap on one parser; a kept parser costs about a
+    kilobyte, too much to keep one per idle connection); creating one costs about a third
+    of reading a short head. If a kept parser refuses a head, a fresh one decides.
     """
 
     __slots__ = ("_head", "_parser")
@@ -87,23 +89,36 @@ class _Reader:
         return ParsedHead(raw[: raw.index(b" ")], head.target, version, head.headers)
 
 
+#: parsers that ended their last message, for any connection's next head (list.pop and
+#: append are atomic: embedded servers may run workers in several threads)
+_KEPT: list[_Reader] = []
+_KEPT_MAX = 8
+
+
+def _keep(reader: _Reader) -> None:
+    if reader.reusable and len(_KEPT) < _KEPT_MAX:
+        _KEPT.append(reader)
+
+
 class HttptoolsConnection(BaseH1Connection):
     """A :class:`~greenserve.protocol.base.ServerConnection` over httptools."""
 
-    _reader: _Reader | None = None  # the parser kept from the last head (see _Reader)
-
     def _parse_head(self, raw: bytes) -> ParsedHead | Rejection:
         """Read the head with llhttp, fed the head alone."""
-        kept, self._reader = self._reader, None
-        if kept is not None:
-            head = kept.read(raw)
-            if not isinstance(head, Rejection):
-                self._keep(kept)
-                return head
+        if _KEPT:
+            try:
+                kept = _KEPT.pop()
+            except IndexError:  # another thread took the last one
+                pass
+            else:
+                head = kept.read(raw)
+                if not isinstance(head, Rejection):
+                    _keep(kept)
+                    return head
         reader = _Reader()
         head = reader.read(raw)
         if not isinstance(head, Rejection):
-            self._keep(reader)
+            _keep(reader)
             return head
         # llhttp knows a fixed list of methods (and PRI only as HTTP/2's preface), while
         # any token is a method (RFC 9110 9.1) and the scanner has checked this one with
@@ -115,7 +130,3 @@ class HttptoolsConnection(BaseH1Connection):
         if isinstance(again, Rejection):
             return head
         return again._replace(method=method)
-
-    def _keep(self, reader: _Reader) -> None:
-        if reader.reusable:
-            self._reader = reader
