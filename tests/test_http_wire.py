@@ -62,6 +62,19 @@ def test_single_item_body_gets_content_length(server) -> None:
     assert headers["content-length"] == "10240" and len(body) == 10240
 
 
+def test_a_body_short_of_its_content_length_goes_out_then_the_connection_closes(
+        server) -> None:  # type: ignore[no-untyped-def]
+    # The head, the body and its end leave in one write; when the end finds the body short,
+    # what the app gave still goes out first, and the connection closes: the framing is
+    # broken, so no further request may follow on it (the client sees a short body).
+    sock = server.connect()
+    sock.sendall(b"GET /short HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = recv_all(sock, timeout=5)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 10" in head
+    assert body == b"hello"  # five of ten bytes, then EOF; /hello never answered
+
+
 def test_chunked_request_body_is_decoded(echo) -> None:
     client = RawClient(echo.connect())
     client.send(

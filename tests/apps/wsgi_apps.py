@@ -156,6 +156,11 @@ def _read_some(environ: dict[str, Any], start_response: StartResponse,
     return [data]
 
 
+def _short(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+    return [b"hello"]  # five bytes of the ten declared
+
+
 def _pid(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
     start_response("200 OK", TEXT)
     return [str(os.getpid()).encode()]
@@ -178,6 +183,7 @@ ROUTES: dict[str, Route] = {
     "/readline": _readline,
     "/read-some": _read_some,
     "/pid": _pid,
+    "/short": _short,
 }
 
 
