@@ -112,6 +112,30 @@ def test_a_dead_dirty_worker_is_replaced(serve) -> None:  # type: ignore[no-unty
         time.sleep(0.2)
 
 
+def test_a_stuck_dirty_worker_is_killed_and_replaced(serve) -> None:  # type: ignore[no-untyped-def]
+    # gunicorn's dirty monitor: a worker whose heartbeat is older than --dirty-timeout gets
+    # ABRT, then KILL, with "DIRTY WORKER TIMEOUT (pid:N)"; the arbiter starts another.
+    server = serve(*DIRTY, "--dirty-timeout", "1", "dirty_apps:wsgi")
+    before = {_call(server, "arg=[[1]]")["result"]["pid"] for _ in range(4)}
+    assert len(before) == 2
+    frozen = _call(server, "action=freeze")  # the relay gives up after --dirty-timeout
+    assert frozen.get("error") == "DirtyTimeoutError", (frozen, server.logs())
+    assert server.has_logged("DIRTY WORKER TIMEOUT (pid:", timeout=15)
+    found = re.search(r"DIRTY WORKER TIMEOUT \(pid:(\d+)\)", server.logs())
+    assert found is not None
+    stuck = int(found.group(1))
+    assert stuck in before
+    deadline = time.monotonic() + 15
+    while True:  # ended (by ABRT, or KILL a second later) and replaced
+        # (a call may still meet the stuck worker, or its corpse: those answer with errors)
+        answers = [_call(server, "arg=[[1]]") for _ in range(4)]
+        after = {a["result"]["pid"] for a in answers if "result" in a}
+        if len(after) == 2 and stuck not in after and not os.path.exists(f"/proc/{stuck}"):
+            break
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.2)
+
+
 def test_hooks_and_signals(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     events = tmp_path / "events"
     conf = tmp_path / "conf.py"
@@ -199,6 +223,7 @@ def test_control_socket_shows_and_resizes_the_dirty_workers(serve, tmp_path: Pat
     dirty = wait_for(lambda: (d := data(path, "show", "dirty"))["enabled"] and
                      all(w["booted"] for w in d["workers"]) and d)
     assert len(dirty["workers"]) == 2
+    assert all(0 <= w["last_heartbeat"] < 5 for w in dirty["workers"])  # seconds since
     apps = {app["import_path"]: app for app in dirty["apps"]}
     assert apps["dirty_apps:Big"]["worker_count"] == 1
     assert apps["dirty_apps:Big"]["current_workers"] == 1

@@ -46,7 +46,11 @@ the largest `:N` of `--dirty-app`), replaces one that dies, and adds or removes 
         help="Seconds a dirty call may take before the caller gets DirtyTimeoutError.",
         desc="""\
 Counted by the dirty arbiter for each answer (each chunk of a streamed one). 0 means no
-limit. The client's own `timeout` (30 s by default in `get_dirty_client()`) also applies.""",
+limit. The client's own `timeout` (30 s by default in `get_dirty_client()`) also applies.
+It is also the dirty workers' heartbeat timeout, as in gunicorn: a worker beats twice per
+timeout from its main loop (calls run in threads, so only a stuck process falls silent); one
+silent for longer is logged as `DIRTY WORKER TIMEOUT (pid:N)`, sent ABRT, then KILL a second
+later, and replaced. A worker's apps must load within this time.""",
     )
     dirty_threads: int = setting(
         "--dirty-threads", metavar="INT", default=1, convert=checked(to_int, at_least(1)),

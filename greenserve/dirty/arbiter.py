@@ -75,9 +75,13 @@ class DirtyArbiter:
         os.chmod(self.socket_path, 0o600)
         server.listen(128)
         threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+        checked = time.monotonic()
         try:
             while self.alive and os.getppid() == self.ppid:
                 self._reap()
+                if time.monotonic() - checked >= 1.0:  # once a second, as gunicorn's monitor
+                    checked = time.monotonic()
+                    self._murder()
                 self._manage()
                 time.sleep(0.1)
         finally:
@@ -132,11 +136,28 @@ class DirtyArbiter:
         _hook(self.cfg, "dirty_post_fork", self, worker)
         return worker
 
+    def _murder(self) -> None:
+        """Kill the workers whose heartbeat is older than ``--dirty-timeout``: ABRT first,
+        KILL a second later if that did not end it (gunicorn's dirty monitor)."""
+        timeout = float(self.cfg.dirty_timeout)
+        if timeout <= 0:
+            return
+        for worker in list(self.workers.values()):
+            if not worker.alive or worker.heartbeat.read()[0] <= timeout:
+                continue
+            if not worker.aborted:
+                log.critical("DIRTY WORKER TIMEOUT (pid:%s)", worker.pid)
+                worker.aborted = True
+                _signal(worker, signal.SIGABRT)
+            else:
+                _signal(worker, signal.SIGKILL)
+
     def _reap(self) -> None:
         for pid, status in process.reaped():
             worker = self.workers.pop(pid, None)
             if worker is None:
                 continue
+            worker.heartbeat.close()
             if worker.alive and self.alive:
                 log.error("Dirty worker (pid:%s) exited with code %s", pid,
                           os.waitstatus_to_exitcode(status))
@@ -246,7 +267,8 @@ class DirtyArbiter:
         """The arbiter and its workers, for ``show dirty`` and the STATUS message."""
         live = sorted((w for w in self.workers.values() if w.alive), key=lambda w: w.age)
         workers = [{"pid": w.pid, "age": w.age, "apps": list(w.app_paths),
-                    "booted": os.path.exists(w.socket_path)} for w in live]
+                    "booted": os.path.exists(w.socket_path),
+                    "last_heartbeat": round(w.heartbeat.read()[0], 2)} for w in live]
         apps = []
         for path in self.app_specs:
             pids = [w.pid for w in live if path in w.app_paths]

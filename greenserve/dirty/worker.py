@@ -18,6 +18,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from ..heartbeat import Heartbeat
 from ..hooks import safe_call
 from . import protocol, tlv
 from .app import load_class
@@ -44,6 +45,8 @@ class DirtyWorker:
         self.booted = False
         self.aborted = False
         self.alive = True
+        #: written by the worker's accept loop, read by the arbiter (made before the fork)
+        self.heartbeat = Heartbeat()
         self._server: socket.socket | None = None
 
     def __repr__(self) -> str:
@@ -53,11 +56,12 @@ class DirtyWorker:
     def run(self) -> int:
         """Load the apps, serve calls until told to stop; the exit code."""
         self.pid = os.getpid()
+        self.heartbeat.beat(ready=False)  # alive; the apps get --dirty-timeout to load
         from .. import process
 
         process.set_title(f"greenserve: dirty-worker [{', '.join(self.app_paths)}]")
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-            signal.signal(sig, self._stop)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGABRT):
+            signal.signal(sig, self._stop)  # ABRT: the arbiter saw no heartbeat (gunicorn)
         for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL if sig == signal.SIGCHLD else signal.SIG_IGN)
         try:
@@ -72,12 +76,17 @@ class DirtyWorker:
         self._server = server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         server.bind(self.socket_path)
         server.listen(64)
-        server.settimeout(1.0)
+        # Calls run in threads, so this loop beats on while they work; only a stuck process
+        # (a call holding the GIL in C, a deadlock, SIGSTOP) falls silent. Twice per
+        # --dirty-timeout, as gunicorn's dirty workers beat.
+        timeout = float(self.cfg.dirty_timeout)
+        server.settimeout(min(1.0, timeout / 2) if timeout > 0 else 1.0)
         self.booted = True
         slots = threading.BoundedSemaphore(max(1, self.cfg.dirty_threads))
         calls: list[threading.Thread] = []
         try:
             while self.alive and os.getppid() == self.ppid:
+                self.heartbeat.beat()
                 try:
                     conn, _ = server.accept()
                 except TimeoutError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -44,6 +45,13 @@ class Model(DirtyApp):
 
     def crash(self) -> None:
         os._exit(3)
+
+    def freeze(self, seconds: int = 20) -> None:
+        """Hold the GIL in C code (libc's sleep through ``ctypes.PyDLL``, which keeps the
+        GIL): every thread of this worker stops, its heartbeat too (a stuck worker). Not
+        SIGSTOP: in one run of three the stopped worker was resumed and answered (the
+        cause not found; the process shares the test runner's process group)."""
+        ctypes.PyDLL(None).sleep(seconds)
 
     def remember(self, key: str, value: Any) -> int:
         from greenserve.dirty import stash
