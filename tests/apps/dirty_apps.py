@@ -49,8 +49,9 @@ class Model(DirtyApp):
     def freeze(self, seconds: int = 20) -> None:
         """Hold the GIL in C code (libc's sleep through ``ctypes.PyDLL``, which keeps the
         GIL): every thread of this worker stops, its heartbeat too (a stuck worker). Not
-        SIGSTOP: in one run of three the stopped worker was resumed and answered (the
-        cause not found; the process shares the test runner's process group)."""
+        SIGSTOP to itself: a group stop reaches the calling thread only on its way back
+        from a system call, so the call's answer could leave before the worker stopped
+        (one run in three: the caller got ``None``, and the arbiter killed the worker)."""
         ctypes.PyDLL(None).sleep(seconds)
 
     def remember(self, key: str, value: Any) -> int:
