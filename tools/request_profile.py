@@ -15,7 +15,9 @@ share of samples under each greenserve function (inclusive).
 
 Server names: ``greenserve``, ``greenserve-h11`` (``--http-parser python``),
 ``greenserve-asgi`` (``loadtests/asgi_bench_app.py``, the ASGI twin, lifespan off),
-``uvicorn-httptools`` and ``uvicorn-h11`` (the ASGI twin; CPU is the whole process), ``gunicorn``;
+``uvicorn-httptools`` and ``uvicorn-h11`` (the ASGI twin; CPU is the whole process), ``gunicorn``,
+``floor`` (``tools/floor_server.py``: no parsing, no checks, the app and gevent only; its CPU
+per request is a lower bound for any gevent server on that app);
 ``greenserve@DIR`` takes the greenserve package from ``DIR`` (an A/B baseline, e.g.
 ``git archive HEAD greenserve | tar -x -C DIR``); ``greenserve+--opt=value`` adds options.
 """
@@ -51,6 +53,8 @@ def server_argv(name: str, wsgi_app: str) -> list[str]:
         elif name.startswith("greenserve-asgi"):
             options, app = ["--asgi-lifespan", "off", *options], "asgi_bench_app:app"
         return [sys.executable, "-m", "greenserve", *COMMON, *options, app]
+    if name == "floor":  # the floor of any gevent server for this app (tools/floor_server.py)
+        return [sys.executable, str(ROOT / "tools" / "floor_server.py"), wsgi_app]
     if name.startswith("uvicorn"):  # uvicorn-httptools, uvicorn-h11: the ASGI twin
         return [sys.executable, "-m", "uvicorn", "--http", name.partition("-")[2] or "httptools",
                 "--loop", "asyncio", "--lifespan", "off", "--no-access-log",
