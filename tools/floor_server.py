@@ -47,7 +47,9 @@ def make_handler(app: Callable[..., Iterable[bytes]],
                  template: dict[str, Any]) -> Callable[[socket.socket, Any], None]:
     def handle(sock: socket.socket, address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        recv, send = sock.recv, sock.sendall
+        # gevent's recv (waits in the hub when nothing is there); the OS socket's own
+        # non-blocking send, as greenserve does, with gevent's sendall only for a rest.
+        recv, send, sendall = sock.recv, sock._sock.send, sock.sendall  # type: ignore[attr-defined]
         head: list[bytes] = []
 
         def start_response(status: str, headers: list[tuple[str, str]],
@@ -67,7 +69,13 @@ def make_handler(app: Callable[..., Iterable[bytes]],
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-            send(head.pop() + body)
+            out = head.pop() + body
+            try:
+                sent = send(out)
+            except BlockingIOError:
+                sent = 0
+            if sent < len(out):
+                sendall(out[sent:])
 
     return handle
 
