@@ -31,7 +31,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import greenlet  # type: ignore[import-untyped]  # no stubs installed
 
@@ -39,6 +39,7 @@ import greenlet  # type: ignore[import-untyped]  # no stubs installed
 _hooks: dict[int, ThreadHook] = {}
 _lock = threading.Lock()
 Tracer = Callable[[str, Any], None]
+T = TypeVar("T")
 
 
 class ThreadHook:
@@ -86,6 +87,17 @@ class ThreadHook:
             self.left()
         else:
             self.entered()
+
+
+    def call_running(self, loop: Any, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` with ``loop`` as the thread's running loop (the hook in meanwhile,
+        for code that blocks in gevent), then the previous one again."""
+        previous = self.running
+        self.set_running(loop)
+        try:
+            return fn(*args)
+        finally:
+            self.set_running(previous)
 
 
 def install() -> ThreadHook:
