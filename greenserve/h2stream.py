@@ -23,7 +23,7 @@ from .protocol.writer import (
     check_headers,
     status_has_body,
 )
-from .streams import ClientDisconnected
+from .streams import ClientDisconnected, InlineStream
 
 if TYPE_CHECKING:
     from .h2session import H2Session
@@ -226,3 +226,7 @@ class H2Stream:
         """Refused: HTTP/2 has no ``101 Switching Protocols``."""
         raise LocalProtocolError("no protocol switch on an HTTP/2 stream")
 
+
+#: a request being served: on an HTTP/1 connection or an HTTP/2 stream (one surface; said
+#: exactly where both arrive, since a compiled build checks the types it is given)
+AnyStream = InlineStream | H2Stream

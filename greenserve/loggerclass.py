@@ -26,7 +26,7 @@ from .logconfig import LogConfigError, forward
 
 if TYPE_CHECKING:
     from .config import Config
-    from .streams import InlineStream
+    from .h2stream import AnyStream
 
 
 def load(cfg: Config) -> Any | None:
@@ -81,7 +81,7 @@ class ClassAccess:
         self.logger = logger
         self.header_map = cfg.header_map
 
-    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+    def log(self, stream: AnyStream, environ: dict[str, Any], duration: float) -> None:
         """Hand the request to ``access()`` (unless the logger says access logging is off)."""
         if not getattr(self.logger, "access_log_enabled", True):
             return

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .config import Config
+    from .h2stream import AnyStream
     from .metrics import StatsD
-    from .streams import InlineStream
 
 ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -35,7 +35,7 @@ class AccessWriter(Protocol):
     """What writes a finished request's access line: :class:`AccessLog`, or a
     ``--logger-class`` of the user's own (:class:`~greenserve.loggerclass.ClassAccess`)."""
 
-    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+    def log(self, stream: AnyStream, environ: dict[str, Any], duration: float) -> None:
         """Write the line (errors are logged, not raised)."""
 
 
@@ -91,7 +91,7 @@ class RequestReport:
         self.line = line
         self.statsd = statsd
 
-    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+    def log(self, stream: AnyStream, environ: dict[str, Any], duration: float) -> None:
         if self.line is not None:
             self.line.log(stream, environ, duration)
         self.statsd.request(stream.status, duration)
@@ -112,7 +112,7 @@ class AccessLog:
         self.logger = logger
         self.pid = f"<{os.getpid()}>"
 
-    def log(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+    def log(self, stream: AnyStream, environ: dict[str, Any], duration: float) -> None:
         """Write the access line for a finished request."""
         try:
             self.logger.info(self.fmt, self.atoms(stream, environ, duration))
@@ -120,7 +120,7 @@ class AccessLog:
             logging.getLogger("greenserve.error").exception("Failed to log access line")
 
     def atoms(
-        self, stream: InlineStream, environ: dict[str, Any], duration: float
+        self, stream: AnyStream, environ: dict[str, Any], duration: float
     ) -> _Atoms:
         """The atom values for one request (public so tests and hooks can use them)."""
         status = stream.status

@@ -30,10 +30,11 @@ from .app.wsgi_environ import base_environ
 from .config import Config
 from .connection import HTTPConnection
 from .h2negotiation import H2Options
+from .h2stream import AnyStream
 from .heartbeat import Heartbeat
 from .protocol.parsers import connection_class
 from .protocol.policy import Limits
-from .streams import ConnectionInfo, InlineStream
+from .streams import ConnectionInfo
 from .trust import AllowList, SchemeHeaders
 
 log = logging.getLogger("greenserve.error")
@@ -82,7 +83,7 @@ class WorkerState:
                      self.max_requests)
             gevent.spawn(self.worker.request_stop, True)  # type: ignore[attr-defined]
 
-    def log_access(self, stream: InlineStream, environ: dict[str, Any], duration: float) -> None:
+    def log_access(self, stream: AnyStream, environ: dict[str, Any], duration: float) -> None:
         """Write the access-log line for a finished request (if the access log is on)."""
         if self.access_log is not None and environ:
             self.access_log.log(stream, environ, duration)

@@ -28,13 +28,13 @@ from urllib.parse import unquote_to_bytes
 if TYPE_CHECKING:
     from ..asgi.bridge import LoopBridge
     from ..config import Config
-    from ..streams import InlineStream
+    from ..h2stream import AnyStream
     from ..worker import WorkerState
     from .runtime import AppRuntime
 
 #: one parsed mount: (prefix, ``module:app`` spec or app object)
 MountEntry = tuple[str, Any]
-Handler = Callable[["InlineStream"], None]
+Handler = Callable[["AnyStream"], None]
 
 
 # -- the setting -------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ class MountDispatcher:
 
         self._split_target = split_target
 
-    def __call__(self, stream: InlineStream) -> None:
+    def __call__(self, stream: AnyStream) -> None:
         self.select(stream.request.target)(stream)
 
     def select(self, target: bytes) -> Handler:

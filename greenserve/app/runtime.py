@@ -16,7 +16,7 @@ from .loading import detect_interface
 from .mount import MountRuntime, Mounts
 
 if TYPE_CHECKING:
-    from ..streams import InlineStream
+    from ..h2stream import AnyStream
     from ..worker import WorkerState
 
 
@@ -28,7 +28,7 @@ class AppRuntime(Protocol):
     """The worker's view of its app."""
 
     @property
-    def handler(self) -> Callable[[InlineStream], None]:
+    def handler(self) -> Callable[[AnyStream], None]:
         """Called by the connection for each request."""
 
     def startup(self, tick: Callable[[], bool], interval: float) -> bool:
@@ -48,7 +48,7 @@ class WSGIRuntime:
     def __init__(self, app: Callable[..., Any], state: WorkerState) -> None:
         from .wsgi import WSGIAdapter
 
-        self.handler: Callable[[InlineStream], None] = WSGIAdapter(app, state)
+        self.handler: Callable[[AnyStream], None] = WSGIAdapter(app, state)
 
     def startup(self, tick: Callable[[], bool], interval: float) -> bool:
         from ..asgi import loophook

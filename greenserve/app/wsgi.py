@@ -9,6 +9,7 @@ from http import HTTPStatus
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from ..h2stream import AnyStream
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.events import Headers
 from ..protocol.websocket import HandshakeRejection
@@ -59,7 +60,7 @@ def _parse_status(status: str) -> tuple[int, bytes]:
 class WSGIResponder:
     """``start_response``/``write`` for one request, sending the head lazily."""
 
-    def __init__(self, stream: InlineStream) -> None:
+    def __init__(self, stream: AnyStream) -> None:
         self.stream = stream
         self.status: int | None = None
         self.reason = b""
@@ -68,8 +69,10 @@ class WSGIResponder:
         self.used_write = False
 
     def start_response(
-        self, status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        self, status: str, headers: list[Any], exc_info: ExcInfo | None = None
     ) -> Callable[[bytes], None]:
+        # ``headers`` is a list of (name, value) str pairs; typed Any so that a compiled
+        # build takes pairs given as lists too, as gunicorn and the pure build do.
         if exc_info is not None:
             try:
                 if self.head_sent:
@@ -119,7 +122,7 @@ class WSGIAdapter:
         self.state = state
         self.ws_options = WebSocketOptions.from_state(state)
 
-    def __call__(self, stream: InlineStream) -> None:
+    def __call__(self, stream: AnyStream) -> None:
         state = self.state
         started = time.monotonic() if state.access_log is not None else 0.0
         responder = WSGIResponder(stream)
@@ -129,16 +132,17 @@ class WSGIAdapter:
             base = stream.conn.environ_base = connection_environ(stream.info, state)
         try:
             environ = build_environ(stream.request, stream.info, state, base)
-        except HeaderRefused as exc:
-            log.info("refused header name with underscore: %s", exc)
-            _simple_response(responder, 400, f"header name with underscore: {exc}")
+        # (a name per clause: compiled, one name is one type)
+        except HeaderRefused as refused:
+            log.info("refused header name with underscore: %s", refused)
+            _simple_response(responder, 400, f"header name with underscore: {refused}")
             return
-        except SchemeConflict as exc:
-            log.info("bad request from %s: 400 %s", stream.info.peer, exc)
-            _simple_response(responder, 400, str(exc))
+        except SchemeConflict as conflict:
+            log.info("bad request from %s: 400 %s", stream.info.peer, conflict)
+            _simple_response(responder, 400, str(conflict))
             return
-        except ScriptNameMismatch as exc:  # the front end's configuration, as gunicorn: 500
-            log.error("%s", exc)
+        except ScriptNameMismatch as mismatch:  # the front end's configuration (gunicorn: 500)
+            log.error("%s", mismatch)
             _simple_response(responder, 500, "Internal Server Error")
             return
         environ["wsgi.input"] = WSGIInput(stream)
@@ -158,7 +162,7 @@ class WSGIAdapter:
                 safe_call(log, "post_request", call_post_request, self.state.cfg.post_request,
                           self.state.worker, req, environ, resp)
 
-    def _request_info(self, stream: InlineStream, environ: dict[str, Any]) -> RequestInfo | None:
+    def _request_info(self, stream: AnyStream, environ: dict[str, Any]) -> RequestInfo | None:
         """The ``req`` object for pre/post_request hooks; None when neither hook is set."""
         if not self.state.request_hooks:
             return None
@@ -180,8 +184,10 @@ class WSGIAdapter:
 
     def _run(self, environ: dict[str, Any], responder: WSGIResponder) -> None:
         ws = None
-        if responder.stream.request.upgrade is not None:  # (no call for the usual request)
-            ws = attach_websocket(responder.stream, environ, self.ws_options)
+        stream = responder.stream
+        # (no call for the usual request; HTTP/2 streams never upgrade)
+        if stream.request.upgrade is not None and isinstance(stream, InlineStream):
+            ws = attach_websocket(stream, environ, self.ws_options)
         if isinstance(ws, HandshakeRejection):
             log.info("refused WebSocket handshake: %d %s", ws.status_code, ws.reason)
             _simple_response(responder, ws.status_code, ws.reason, ws.headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from ..streams import InlineStream
+from ..h2stream import AnyStream
 
 
 class WSGIInput:
@@ -14,7 +14,7 @@ class WSGIInput:
     to EOF without a Content-Length, e.g. for chunked uploads).
     """
 
-    def __init__(self, stream: InlineStream) -> None:
+    def __init__(self, stream: AnyStream) -> None:
         self._stream = stream
         self._buf = bytearray()
         self._eof = False

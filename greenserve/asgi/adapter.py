@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ..app.runtime import AppStartupError
 from ..app.wsgi_environ import HeaderRefused, ScriptNameMismatch, build_environ
+from ..h2stream import AnyStream
 from ..hooks import RequestInfo, ResponseInfo, call_post_request, safe_call
 from ..protocol.websocket import HandshakeRejection, check_handshake, is_websocket_request
 from ..streams import ClientDisconnected, InlineStream
@@ -50,9 +51,10 @@ class ASGIAdapter:
         self.scopes = ScopeBuilder(state, lifespan_state)
         self.active: set[HTTPCycle] = set()
 
-    def __call__(self, stream: InlineStream) -> None:
+    def __call__(self, stream: AnyStream) -> None:
         request = stream.request
-        if request.upgrade is not None and is_websocket_request(request):
+        if (request.upgrade is not None and isinstance(stream, InlineStream)
+                and is_websocket_request(request)):  # (HTTP/2 streams never upgrade)
             self._websocket(stream)
             return
         state = self.state
@@ -127,7 +129,7 @@ class ASGIAdapter:
             self.bridge.loop.call_later(SWEEP_INTERVAL, self._sweep)
 
     # -- hooks and logging (the connection greenlet) --------------------------------------------
-    def _request_info(self, stream: InlineStream, scope: dict[str, Any]) -> RequestInfo | None:
+    def _request_info(self, stream: AnyStream, scope: dict[str, Any]) -> RequestInfo | None:
         if not self.state.request_hooks:
             return None
         self.state.hook_requests += 1
@@ -136,12 +138,12 @@ class ASGIAdapter:
             header_map=self.state.cfg.header_map, req_number=self.state.hook_requests,
         )
 
-    def _refuse(self, stream: InlineStream, exc: SchemeConflict) -> None:
+    def _refuse(self, stream: AnyStream, exc: SchemeConflict) -> None:
         """Answer 400 before the app runs (contradictory secure-scheme headers)."""
         log.info("bad request from %s: 400 %s", stream.info.peer, exc)
         stream.send_text(400, str(exc))
 
-    def _pre_request(self, req: RequestInfo, stream: InlineStream) -> bool:
+    def _pre_request(self, req: RequestInfo, stream: AnyStream) -> bool:
         """Run ``pre_request``; an exception fails the request with a 500 (as for WSGI)."""
         try:
             self.state.cfg.pre_request(self.state.worker, req)
@@ -151,7 +153,7 @@ class ASGIAdapter:
             return False
         return True
 
-    def _after(self, stream: InlineStream, req: RequestInfo | None, started: float) -> None:
+    def _after(self, stream: AnyStream, req: RequestInfo | None, started: float) -> None:
         """The access log line and ``post_request``, when either is wanted."""
         if self.state.access_log is None and req is None:
             return
