@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench docs clean autobahn autobahn-env
+.PHONY: run test lint typecheck unit unit-compiled compiled bench docs clean autobahn autobahn-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,11 +22,25 @@ $(VENV)/.bench: $(STAMP)
 run: $(STAMP)
 	$(BIN)/greenserve --access-logfile - -b 127.0.0.1:8000 greenserve.demo:app
 
-## make test: the whole suite (lint, types, tests), as CI runs it
-test: $(STAMP) lint typecheck unit
+## make test: the whole suite (lint, types, tests), as CI runs it: the tests run twice, on
+## the checkout (pure Python) and on build/compiled (the request path compiled by mypyc)
+test: $(STAMP) lint typecheck unit unit-compiled
 
 unit: $(STAMP) autobahn-env
+	$(BIN)/python tools/build_compiled.py --clean
 	$(BIN)/python -m pytest -q
+
+## make compiled: build/compiled, this checkout with its request path compiled by mypyc
+## (what GREENSERVE_COMPILE=1 pip install installs; needs a C compiler, ~15 s)
+compiled: $(STAMP)
+	$(BIN)/python tools/build_compiled.py build/compiled
+
+# The suite again with the C extensions beside the checkout's modules, so every process the
+# tests start runs them (tests/test_build.py fails if not); removed afterwards, pass or fail.
+unit-compiled: $(STAMP) autobahn-env
+	$(BIN)/python tools/build_compiled.py --in-place
+	GREENSERVE_EXPECT_COMPILED=1 $(BIN)/python -m pytest -q -p no:cacheprovider; \
+		status=$$?; $(BIN)/python tools/build_compiled.py --clean; exit $$status
 
 # wstest for the Autobahn core cases in unit (about 10 s to install, once). Without Python 2.7
 # the Autobahn tests skip, and say so; a failed install does not stop the suite.
@@ -37,7 +51,7 @@ autobahn-env:
 		echo "Could not install wstest: the Autobahn tests will skip"; }; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check greenserve tests tools $(wildcard loadtests)
+	$(BIN)/ruff check greenserve tests tools setup.py _build $(wildcard loadtests)
 	$(BIN)/python tools/check_sizes.py
 
 typecheck: $(STAMP)
@@ -71,3 +85,4 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info site
+	find greenserve -name "*.so" -delete

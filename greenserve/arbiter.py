@@ -474,8 +474,9 @@ class Arbiter:
 
 def _version() -> str:
     from . import __version__
+    from .build import describe
 
-    return __version__
+    return describe(__version__)
 
 
 def jittered(base: float, fraction: float = 0.1) -> float:

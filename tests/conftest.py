@@ -15,8 +15,13 @@ from pathlib import Path
 
 import pytest
 
+import greenserve
+
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
+#: where the greenserve under test comes from: the checkout, or build/compiled (``make
+#: unit-compiled``); the servers the tests start get it first on their PYTHONPATH
+PACKAGE_ROOT = Path(greenserve.__file__).resolve().parents[1]
 _LISTEN = re.compile(r"Listening at: (http://\S+|unix:\S+)")
 
 
@@ -25,7 +30,7 @@ class ServerProcess:
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
         full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "apps"), str(ROOT)])
+        full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "apps"), str(PACKAGE_ROOT)])
         for name in ("GUNICORN_CMD_ARGS", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID"):
             full_env.pop(name, None)  # (systemd's would reach a test server run under it)
         full_env.update(env or {})

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, TESTS
+from conftest import PACKAGE_ROOT, TESTS
 
 
 def probe(name: str) -> Any:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(ROOT)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(PACKAGE_ROOT)])}
     done = subprocess.run([sys.executable, "-W", "error", "asgi_bridge_probe.py", name],
                           cwd=TESTS / "apps", env=env, capture_output=True, text=True,
                           timeout=60)

@@ -23,7 +23,7 @@ import pytest
 import requests
 from test_asgi_frameworks import concurrent_gets
 
-from conftest import ROOT, TESTS, ServerProcess
+from conftest import PACKAGE_ROOT, TESTS, ServerProcess
 
 if importlib.util.find_spec("django") is None:
     pytest.skip("django is not installed", allow_module_level=True)
@@ -34,7 +34,7 @@ def django_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     db = tmp_path_factory.mktemp("django-asgi") / "db.sqlite3"
     env = {"DJANGO_SETTINGS_MODULE": "djangoproj.settings", "DJANGO_DB_PATH": str(db)}
     full = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"),
-                                                                 str(ROOT)])}
+                                                                 str(PACKAGE_ROOT)])}
     done = subprocess.run(
         [sys.executable, "-c", "import django; from django.core.management import "
          "call_command; django.setup(); call_command('migrate', verbosity=0)"],

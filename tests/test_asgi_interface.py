@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import requests
 
+from conftest import PACKAGE_ROOT
 from greenserve.app.loading import AppLoadError, detect_interface
 
 APPS = Path(__file__).resolve().parent / "apps"
-ROOT = APPS.parents[1]
 
 
 # -- shapes --------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ def test_an_impossible_interface_is_refused(app: object, wanted: str, found: str
 
 # -- through the command line and a real server ----------------------------------------------
 def _greenserve(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PYTHONPATH": f"{APPS}:{ROOT}", "PATH": "/usr/bin:/bin"}
+    env = {"PYTHONPATH": f"{APPS}:{PACKAGE_ROOT}", "PATH": "/usr/bin:/bin"}
     return subprocess.run([sys.executable, "-m", "greenserve", *args], cwd=APPS, env=env,
                           capture_output=True, text=True, timeout=60)
 

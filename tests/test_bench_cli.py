@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import PACKAGE_ROOT
 from greenserve.bench import options, report
 from greenserve.bench.options import UsageError
 from greenserve.bench.results import read_run
@@ -28,7 +29,7 @@ APPS = ROOT / "tests" / "apps"
 def bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """``python -m greenserve bench ARGS`` from tests/apps, as a user would run it."""
     env = {k: v for k, v in os.environ.items() if k not in ("GUNICORN_CMD_ARGS", "PYTHONPATH")}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(PACKAGE_ROOT)
     return subprocess.run([sys.executable, "-m", "greenserve", "bench", *args], cwd=APPS,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -204,7 +205,7 @@ def test_options_follow_locust() -> None:
 def test_an_interrupted_bench_stops_its_server(sig: int) -> None:
     """Ctrl-C (SIGINT to the whole group, as a terminal sends it) or SIGTERM mid-run."""
     env = {k: v for k, v in os.environ.items() if k != "GUNICORN_CMD_ARGS"}
-    env["PYTHONPATH"] = str(ROOT)
+    env["PYTHONPATH"] = str(PACKAGE_ROOT)
     proc = subprocess.Popen(
         [sys.executable, "-m", "greenserve", "bench", "--app", "wsgi_apps:routes",
          "--paths", "/hello", "-u", "2", "-t", "60s"],

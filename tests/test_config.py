@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from greenserve.build import describe
 from greenserve.config import (
     PENDING,
     SETTINGS,
@@ -411,7 +412,7 @@ def test_help_lists_every_setting_flag(capsys: pytest.CaptureFixture[str]) -> No
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         load(["--version"], {})
-    assert capsys.readouterr().out == "greenserve (version 0.1.0)\n"
+    assert capsys.readouterr().out == f"greenserve (version {describe('0.1.0')})\n"
 
 
 def test_render_lists_every_setting_once() -> None:

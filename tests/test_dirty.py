@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, TESTS, ServerProcess
+from conftest import PACKAGE_ROOT, TESTS, ServerProcess
 
 DIRTY = ("--dirty-app", "dirty_apps:Model", "--dirty-app", "dirty_apps:Big",
          "--dirty-workers", "2")
@@ -194,7 +194,7 @@ def test_asgi_async_client(serve) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_an_app_that_cannot_be_imported_stops_the_start() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(ROOT)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(PACKAGE_ROOT)])}
     result = subprocess.run(
         [sys.executable, "-m", "greenserve", "-b", "127.0.0.1:0", "--dirty-app",
          "no_such_module:Thing", "--dirty-workers", "1", "dirty_apps:wsgi"],

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import requests
 
-from conftest import ROOT, TESTS, RawClient, ServerProcess
+from conftest import PACKAGE_ROOT, TESTS, RawClient, ServerProcess
 
 USERNAME = "admin"
 PASSWORD = "s3cret-Passw0rd"
@@ -42,7 +42,7 @@ def _setup_database(env: dict[str, str]) -> None:
     """``migrate`` and ``createsuperuser`` into the sqlite file, in a fresh interpreter."""
     full_env = dict(os.environ)
     full_env.update(env)
-    full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "apps"), str(ROOT)])
+    full_env["PYTHONPATH"] = os.pathsep.join([str(TESTS / "apps"), str(PACKAGE_ROOT)])
     full_env["DJANGO_SUPERUSER_PASSWORD"] = PASSWORD
     done = subprocess.run(
         [sys.executable, "-c", _SETUP.format(user=USERNAME)],

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from h2client import H2Client, Reply
 
-from conftest import ServerProcess
+from conftest import PACKAGE_ROOT, ServerProcess
 
 H2C = ("--http-protocols", "h2,h1", "--http2-cleartext", "both")
 
@@ -396,7 +396,7 @@ def test_settings_errors_and_warnings(serve, tmp_path) -> None:  # type: ignore[
     (fake / "__init__.py").write_text("__version__ = '3.2.0'\n")
     old = ServerProcess(["--http-protocols", "h2,h1", "wsgi_apps:echo"],
                         env={"PYTHONPATH": f"{tmp_path}:{Path(__file__).parent / 'apps'}:"
-                             f"{Path(__file__).parents[1]}"})
+                             f"{PACKAGE_ROOT}"})
     assert old.wait(20) != 0
     old.stop()
     assert "the h2 package (4.1 or later) is not installed" in old.logs()

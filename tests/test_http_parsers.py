@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, TESTS, RawClient, ServerProcess, recv_all
+from conftest import PACKAGE_ROOT, TESTS, RawClient, ServerProcess, recv_all
 
 PARSERS = ("python", "fast")
 
@@ -183,7 +183,7 @@ def no_httptools(tmp_path: Path) -> dict[str, str]:
     fake = tmp_path / "httptools"
     fake.mkdir()
     (fake / "__init__.py").write_text("raise ImportError('httptools hidden by the test')\n")
-    return {"PYTHONPATH": ":".join([str(tmp_path), str(TESTS / "apps"), str(ROOT)])}
+    return {"PYTHONPATH": ":".join([str(tmp_path), str(TESTS / "apps"), str(PACKAGE_ROOT)])}
 
 
 @pytest.mark.parametrize("http_parser", ["auto", "python"])

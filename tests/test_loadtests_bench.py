@@ -55,7 +55,8 @@ def test_list_names_every_server_and_row_of_both_tables() -> None:
     out = _bench("--list")
     assert out.returncode == 0, out.stderr
     for name in ("gunicorn", "pywsgi", "waitress", "uvicorn-httptools", "granian",
-                 "greenserve", "greenserve-h11", "greenserve-asgi", "uvicorn-h11",
+                 "greenserve", "greenserve-compiled", "greenserve-h11", "greenserve-asgi",
+                 "uvicorn-h11",
                  "gunicorn-asgi", "10k-c64", "sleep-c512", "flask-c64", "asgi-hello-c64",
                  "fastapi-c64", "asgi-sleep-c512"):
         assert f" {name} " in out.stdout, name

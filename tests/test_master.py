@@ -13,7 +13,7 @@ import pytest
 import requests
 from master_helpers import children, title, wait_for, worker_pids_seen
 
-from conftest import ROOT, TESTS
+from conftest import PACKAGE_ROOT, TESTS
 
 
 def test_workers_are_forked_and_share_the_listener(serve) -> None:
@@ -113,7 +113,7 @@ def test_workers_drop_privileges(serve) -> None:
 def test_daemon_mode_and_winch(tmp_path: Path) -> None:
     pidfile = tmp_path / "d.pid"
     log = tmp_path / "error.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(ROOT)])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(PACKAGE_ROOT)])}
     subprocess.run(
         [sys.executable, "-m", "greenserve", "-D", "-w", "2", "-p", str(pidfile),
          "--error-logfile", str(log), "-b", "127.0.0.1:0", "master_apps:app"],
@@ -168,7 +168,7 @@ def test_stdio_inheritance_keeps_a_daemons_output(tmp_path: Path) -> None:
     # -R: the daemon's stdout/stderr stay where they were (a file here), not /dev/null.
     pidfile = tmp_path / "d.pid"
     out = tmp_path / "out.txt"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(ROOT)]),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "apps"), str(PACKAGE_ROOT)]),
            "PYTHONUNBUFFERED": "1"}
     with open(out, "w") as stdout:
         subprocess.run(

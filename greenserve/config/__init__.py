@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any, Literal, NoReturn
 
 from greenserve import __version__
+from greenserve.build import describe
 
 from .configfile import ConfigFileError, ConfigFileSettings, read_config_file
 from .control import ControlSettings
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     parser.add_argument("-v", "--version", action="version",
-                        version=f"%(prog)s (version {__version__})")
+                        version=f"%(prog)s (version {describe(__version__)})")
     for section in SECTIONS:
         title = section_title(section)
         group = parser.add_argument_group(title)

@@ -45,8 +45,9 @@ WSGI = Suite(
             _FRAMEWORK_NEEDS),
     ],
     servers=["gunicorn", "pywsgi", "waitress", "uvicorn-httptools", "granian", "greenserve",
-             "greenserve-h11"],
+             "greenserve-compiled", "greenserve-h11"],
     ratios=[("greenserve", "gunicorn"), ("greenserve", "granian"),
+            ("greenserve-compiled", "gunicorn"), ("greenserve-compiled", "granian"),
             ("greenserve-h11", "gunicorn"), ("greenserve-h11", "granian")],
 )
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +35,9 @@ class ServerSpec:
     argv: list[str]
     requires: tuple[str, ...]  # distributions that must be installed
     header: str | None = None  # what its ``Server`` header starts with, when it sends one
+    #: put first on the server's PYTHONPATH (made by ``prepare`` before the first start)
+    pythonpath: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None
 
     def command(self, app: str, port: int) -> list[str]:
         return [a.format(port=port, app=app) for a in self.argv]
@@ -44,6 +48,21 @@ class ServerSpec:
 
 def _greenserve(*extra: str) -> list[str]:
     return [PY, "-m", "greenserve", *COMMON, *extra, "-b", f"{HOST}:{{port}}", "{app}"]
+
+
+#: greenserve with its request path compiled by mypyc (tools/build_compiled.py), as
+#: ``GREENSERVE_COMPILE=1 pip install greenserve`` installs it
+COMPILED_TREE = HERE.parent / "build" / "compiled"
+_compiled_built = False
+
+
+def _build_compiled() -> None:
+    """Compile the checkout's request path once per run (about 15 s)."""
+    global _compiled_built
+    if not _compiled_built:
+        subprocess.run([PY, str(HERE.parent / "tools" / "build_compiled.py"),
+                        str(COMPILED_TREE)], check=True)
+        _compiled_built = True
 
 
 _SPECS = [
@@ -64,6 +83,9 @@ _SPECS = [
                ("granian",)),
     ServerSpec("greenserve", "greenserve (httptools)", "wsgi",
                _greenserve("--http-parser", "fast"), ("greenserve", "httptools"), "greenserve"),
+    ServerSpec("greenserve-compiled", "greenserve compiled (mypyc)", "wsgi",
+               _greenserve("--http-parser", "fast"), ("greenserve", "httptools", "mypy"),
+               "greenserve", (str(COMPILED_TREE),), _build_compiled),
     ServerSpec("greenserve-h11", "greenserve (h11)", "wsgi",
                _greenserve("--http-parser", "python"), ("greenserve",), "greenserve"),
     # the ASGI table
@@ -106,7 +128,10 @@ class Server:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items()
                if k not in ("GUNICORN_CMD_ARGS", "GREENSERVE_CMD_ARGS", "WEB_CONCURRENCY")}
-        env["PYTHONPATH"] = str(HERE)  # the apps; cwd is loadtests/, which has no config file
+        # the apps; cwd is loadtests/, which has no config file
+        env["PYTHONPATH"] = os.pathsep.join([*self.spec.pythonpath, str(HERE)])
+        if self.spec.prepare is not None:
+            self.spec.prepare()
         self.argv = self.spec.command(self.app, self.port)
         with self.log_path.open("wb") as log:
             self.proc = spawn(pin_prefix(SERVER_CPU, self.pin) + self.argv, cwd=HERE, env=env,
