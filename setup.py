@@ -16,9 +16,7 @@ from typing import Any
 from setuptools import setup
 
 #: the modules every HTTP/1 request runs through (docs/architecture.md, "Compiled build");
-#: tools/build_compiled.py compiles the same list. Not protocol/writer.py: it takes the
-#: app's header pairs as they come (lists too, as ASGI allows), which compiled code would
-#: refuse with a TypeError before the writer's own checks could answer.
+#: tools/build_compiled.py compiles the same list.
 COMPILED = [
     "greenserve/connection.py",
     "greenserve/protocol/events.py",
@@ -30,6 +28,11 @@ COMPILED = [
     "greenserve/app/wsgi.py",
     "greenserve/app/wsgi_environ.py",
     "greenserve/app/wsgi_input.py",
+    "greenserve/streams.py",
+    "greenserve/protocol/policy.py",
+    "greenserve/protocol/writer.py",
+    "greenserve/trust.py",
+    "greenserve/dates.py",
 ]
 
 

@@ -20,21 +20,11 @@ from .protocol.events import (
     Request,
 )
 from .protocol.writer import LocalProtocolError
+from .stream_errors import BodyError as BodyError
+from .stream_errors import ClientDisconnected as ClientDisconnected
 
 if TYPE_CHECKING:
     from .connection import HTTPConnection
-
-
-class ClientDisconnected(OSError):
-    """The client went away (or broke the protocol) while the app was reading or writing."""
-
-
-class BodyError(ClientDisconnected):
-    """The request body broke the protocol (e.g. a bad chunk size) while the app read it."""
-
-    def __init__(self, error: ProtocolError) -> None:
-        super().__init__(error.reason)
-        self.error = error
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ def start(name: str, log: Path, wsgi_app: str) -> tuple[subprocess.Popen[bytes],
     # "greenserve@DIR" runs the greenserve package found in DIR (an A/B baseline: e.g.
     # ``git archive HEAD greenserve | tar -x -C DIR``).
     _, _, tree = name.split("+")[0].partition("@")
+    tree = str(Path(tree).resolve()) if tree else ""  # (the server runs in loadtests/)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, str(LOADTESTS)]))
     with log.open("wb") as out:
         proc = subprocess.Popen(["taskset", "-c", "0", *server_argv(name, wsgi_app)], cwd=LOADTESTS,

@@ -10,9 +10,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import Any
 
 from .events import Headers
 from .policy import field_tokens
+
+#: header pairs as an app hands them over: (name, value) pairs of bytes, as tuples or as
+#: lists (an ASGI app may send either; a value may be a bytearray). The checks here answer
+#: for them, so a compiled build must not check their types first: hence Any.
+AppHeaders = list[Any]
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
@@ -47,7 +53,8 @@ def status_has_body(status: int, method: bytes) -> bool:
     return not (method == b"HEAD" or status < 200 or status in (204, 304))
 
 
-def with_content_length(headers: Headers, length: int, name: bytes = b"Content-Length") -> Headers:
+def with_content_length(headers: AppHeaders, length: int,
+                        name: bytes = b"Content-Length") -> AppHeaders:
     """``headers`` plus a Content-Length of ``length``, unless they carry one already (a
     new list then; ``headers`` is not changed)."""
     for field, _ in headers:
@@ -66,7 +73,7 @@ class BodyFraming:
 
 
 def serialize_head(
-    status: int, reason: bytes, headers: Headers, *, http_version: bytes
+    status: int, reason: bytes, headers: AppHeaders, *, http_version: bytes
 ) -> bytes:
     """Status line and header block; ``headers`` must already be complete and checked."""
     return _status_line(status, reason, http_version) + _fields(headers) + b"\r\n"
@@ -86,7 +93,7 @@ def _status_line(status: int, reason: bytes, http_version: bytes) -> bytes:
     return line
 
 
-def _fields(headers: Headers) -> bytes:
+def _fields(headers: AppHeaders) -> bytes:
     return b"".join([name + b": " + value + b"\r\n" for name, value in headers])
 
 
@@ -96,23 +103,23 @@ _STATUS_LINES: dict[tuple[bytes, int, bytes], bytes] = {}
 _STATUS_LINES_SIZE = 256
 
 
-def checked_name(name: bytes, value: bytes) -> bytes:
+def checked_name(name: Any, value: Any) -> bytes:
     """The lower-cased ``name``, once the header is known not to corrupt the framing.
 
     LocalProtocolError for a name that is not a token or a value with control bytes
     (response splitting).
     """
     try:
-        lname = _NAMES[name]
+        known = _NAMES[name]
         if value in _VALUES:
-            return lname
+            return known
     except (KeyError, TypeError):  # TypeError: not bytes (unhashable), checked below
         pass
     if not _TOKEN.match(name):
         raise LocalProtocolError(f"invalid response header name {name!r}")
     if _BAD_VALUE.search(value):
         raise LocalProtocolError(f"invalid response header value for {name!r}")
-    lname = name.lower()
+    lname: bytes = name.lower()
     if type(name) is bytes and type(value) is bytes:
         if len(_NAMES) < _NAMES_SIZE:
             _NAMES[name] = lname
@@ -122,7 +129,7 @@ def checked_name(name: bytes, value: bytes) -> bytes:
     return lname
 
 
-def check_headers(headers: Headers) -> None:
+def check_headers(headers: AppHeaders) -> None:
     """Refuse header names/values that would corrupt the framing (response splitting)."""
     for name, value in headers:
         checked_name(name, value)
@@ -131,7 +138,7 @@ def check_headers(headers: Headers) -> None:
 def response_head(
     status: int,
     reason: bytes,
-    headers: Headers,
+    headers: AppHeaders,
     method: bytes,
     http_version: bytes,
     keep_alive: bool,
@@ -196,9 +203,9 @@ _HEADS_SIZE = 512
 _HEAD_MAX = 2048  # a longer head is not kept (rare; bounded memory)
 
 
-def _plan(status: int, reason: bytes, headers: Headers, method: bytes,
+def _plan(status: int, reason: bytes, headers: AppHeaders, method: bytes,
           http_version: bytes, keep_alive: bool) -> _Head:
-    out: Headers = []
+    out: AppHeaders = []
     length: int | None = None
     # Every header is checked before any is used (the first bad one is the error raised).
     names = [checked_name(name, value) for name, value in headers]
@@ -250,7 +257,7 @@ def frame_data(framing: BodyFraming, data: bytes) -> bytes:
     return data
 
 
-def frame_end(framing: BodyFraming, trailers: Headers) -> bytes:
+def frame_end(framing: BodyFraming, trailers: AppHeaders) -> bytes:
     """The end of the body: the last chunk (with trailers) or nothing."""
     if framing.remaining:
         raise LocalProtocolError("response body shorter than its Content-Length")
