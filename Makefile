@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/greenserve --access-logfile - -b 127.0.0.1:8000 greenserve.demo:app
 
 ## make test: the whole suite (lint, types, tests), as CI runs it: the tests run twice, on
-## the checkout (pure Python) and on build/compiled (the request path compiled by mypyc)
+## the checkout (pure Python), then with the request path compiled by mypyc (unit-compiled)
 test: $(STAMP) lint typecheck unit unit-compiled
 
 unit: $(STAMP) autobahn-env
