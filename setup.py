@@ -15,8 +15,8 @@ from typing import Any
 
 from setuptools import setup
 
-#: the modules every HTTP/1 request runs through (docs/architecture.md, "Compiled build");
-#: tools/build_compiled.py compiles the same list.
+#: the modules every HTTP/1 request runs through, WSGI or ASGI (docs/architecture.md,
+#: "Compiled build"); tools/build_compiled.py compiles the same list.
 COMPILED = [
     "greenserve/connection.py",
     "greenserve/protocol/events.py",
@@ -33,6 +33,13 @@ COMPILED = [
     "greenserve/protocol/writer.py",
     "greenserve/trust.py",
     "greenserve/dates.py",
+    # ASGI: the adapter, the cycle (h2cycle's class subclasses it), the scope, the loop bridge
+    "greenserve/asgi/http.py",
+    "greenserve/asgi/h2cycle.py",
+    "greenserve/asgi/scope.py",
+    "greenserve/asgi/adapter.py",
+    "greenserve/asgi/loophook.py",
+    "greenserve/asgi/bridge.py",
 ]
 
 

@@ -18,7 +18,10 @@ from test_asgi_frameworks import concurrent_gets
 
 from conftest import ServerProcess
 
-HOOK = "greenserve.asgi.loophook._make_tracer.<locals>.trace"
+#: the trace function's name as the app reports it: pure, then compiled by mypyc (a closure
+#: becomes an object of a generated class)
+HOOKS = ("greenserve.asgi.loophook._make_tracer.<locals>.trace",
+         "greenserve.asgi.loophook.trace__make_tracer_obj")
 
 
 def _json(response: bytes) -> Any:
@@ -48,7 +51,7 @@ def test_wsgi_worker_hooks_switches_only_while_a_view_runs_asyncio(
         time.sleep(0.4)
         during = requests.get(server.url + "/trace", timeout=10).json()
         assert parked.result().status_code == 200
-    assert during == {"trace": HOOK, "asyncio_imported": True}
+    assert during["asyncio_imported"] is True and during["trace"] in HOOKS
     again = concurrent_gets(server, ["/asyncio?s=0.2"] * 3)  # later loops work the same
     assert len({_json(r)["loop"] for r in again}) == 3
     assert requests.get(server.url + "/trace", timeout=10).json()["trace"] is None

@@ -46,7 +46,7 @@ class H2Cycle(HTTPCycle):
         # Not HTTPCycle.__init__: it reads the HTTP/1 connection's parser and socket.
         self.adapter = adapter
         self.bridge = adapter.bridge
-        self.stream = stream  # type: ignore[assignment]
+        self.stream = stream
         self.h2stream = stream
         self.request = request = stream.request
         self.scope = scope
@@ -78,7 +78,7 @@ class H2Cycle(HTTPCycle):
             self.client_gone()
 
     # -- send: messages become operations ----------------------------------------------------
-    def _body_bytes(self, message: Message) -> list[Op]:  # type: ignore[override]
+    def _body_bytes(self, message: Message) -> list[Op]:
         if not self.started:
             raise RuntimeError(NO_START)
         if self.body_sent:
@@ -87,7 +87,7 @@ class H2Cycle(HTTPCycle):
         more = message.get("more_body", False)
         ops: list[Op] = []
         if not self.head_sent:
-            ops.append(self._head(None if more or self.trailers is not None else len(body)))
+            ops.append(self._head_op(None if more or self.trailers is not None else len(body)))
         if body:
             ops.append((_DATA, bytes(body)))
         if not more:
@@ -97,7 +97,7 @@ class H2Cycle(HTTPCycle):
                 self._finish()
         return ops
 
-    def _head(self, length: int | None) -> Op:  # type: ignore[override]
+    def _head_op(self, length: int | None) -> Op:
         headers = list(self.headers)
         check_headers(headers)  # a bad header is the app's error, raised in its send()
         if length is not None and status_has_body(self.status, self.request.method):
@@ -109,9 +109,9 @@ class H2Cycle(HTTPCycle):
         self.status, self.trailers = 500, None
         self.headers = [(b"content-type", b"text/plain; charset=utf-8")]
         self.started = True
-        ops = [self._head(len(_SERVER_ERROR)), (_DATA, _SERVER_ERROR), (_END, None)]
+        ops = [self._head_op(len(_SERVER_ERROR)), (_DATA, _SERVER_ERROR), (_END, None)]
         self._finish()
-        await self._write(ops)  # type: ignore[arg-type]
+        await self._write(ops)
 
     async def _send_trailers(self, message: Message) -> None:
         if self.trailers is None or not self.body_sent:
@@ -121,13 +121,13 @@ class H2Cycle(HTTPCycle):
             return
         check_headers(self.trailers)
         self._finish()
-        await self._write([(_END, self.trailers)])  # type: ignore[arg-type]
+        await self._write([(_END, self.trailers)])
 
     async def _send_early_hint(self, message: Message) -> None:
         if self.head_sent:
             return  # too late for hints: the final response is out
         links = [(b"link", bytes(link)) for link in message.get("links", ())]
-        await self._write([(_INFO, 103, links)])  # type: ignore[arg-type]
+        await self._write([(_INFO, 103, links)])
 
     def _write_now(self, data: Any) -> Any:
         """Carry the operations out from the loop when nothing in them can wait (the client's
@@ -188,7 +188,7 @@ class H2Cycle(HTTPCycle):
         stream = self.h2stream
         with open(path, "rb") as fileobj:
             size = os.fstat(fileobj.fileno()).st_size
-            self._perform([self._head(size)])
+            self._perform([self._head_op(size)])
             if status_has_body(self.status, self.request.method):
                 stream.sendfile(fileobj, 0, size)
         stream.end()

@@ -51,6 +51,7 @@ from .bridge import DONE, LoopBridge, Mailbox, current_task_of, settle, watch_re
 
 if TYPE_CHECKING:
     from ..connection import HTTPConnection
+    from ..h2stream import AnyStream
     from .adapter import ASGIAdapter
 
 log = logging.getLogger("greenserve.error")
@@ -59,6 +60,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
+#: what response messages become: bytes here, a list of stream operations in :mod:`.h2cycle`
+#: (Any, not a union: each class handles its own kind; compiled code checks declared types)
+Outgoing = Any
 
 READ, WRITE, FILE = "read", "write", "file"
 _DISCONNECT: Message = {"type": "http.disconnect"}
@@ -151,7 +155,7 @@ class HTTPCycle:
     def __init__(self, adapter: ASGIAdapter, stream: InlineStream, scope: dict[str, Any]) -> None:
         self.adapter = adapter
         self.bridge: LoopBridge = adapter.bridge
-        self.stream = stream
+        self.stream: AnyStream = stream
         self.conn = conn = stream.conn
         self.proto = conn.proto
         self.request = request = stream.request
@@ -285,14 +289,19 @@ class HTTPCycle:
         if self._eof_watch is None or not self._eof_watch.active:
             self.watch()
         fut: asyncio.Future[Message] = self.bridge.loop.create_future()
-        if self._waiters is None:
-            self._waiters = []
-        self._waiters.append(fut)
+        waiters = self._waiters
+        if waiters is None:
+            waiters = self._waiters = []
+        waiters.append(fut)
         try:
             return await fut
         finally:
-            if self._waiters is not None and fut in self._waiters:
-                self._waiters.remove(fut)
+            # Read again (_release_waiters may have dropped the list meanwhile), into a local:
+            # mypy keeps the attribute narrowed to a list across the await, and compiled code
+            # would trust that.
+            waiters = self._waiters
+            if waiters is not None and fut in waiters:
+                waiters.remove(fut)
 
     def _release_waiters(self) -> None:
         waiters = self._waiters
@@ -372,7 +381,7 @@ class HTTPCycle:
         else:
             raise RuntimeError(f"Unexpected ASGI message {kind!r} for an HTTP response")
 
-    def _body_bytes(self, message: Message) -> bytes:
+    def _body_bytes(self, message: Message) -> Outgoing:
         """The bytes that carry an ``http.response.body`` (with the head, the first time)."""
         if not self.started:
             raise RuntimeError(NO_START)
@@ -434,13 +443,13 @@ class HTTPCycle:
         self.complete = True
         self._release_waiters()
 
-    async def _write(self, data: bytes) -> None:
+    async def _write(self, data: Outgoing) -> None:
         """Write now if the kernel takes it; otherwise the connection greenlet does (await)."""
         rest = self._write_now(data)
         if rest is not None:
             await self._ask(WRITE, rest)
 
-    def _write_now(self, data: bytes) -> bytes | memoryview | None:
+    def _write_now(self, data: Outgoing) -> Outgoing | None:
         """Write what the kernel takes without blocking; returns what is left for the
         connection greenlet (all of it under TLS), or None."""
         if not data or self.disconnected:
