@@ -40,6 +40,7 @@ COMPILED = [
     "greenserve/asgi/adapter.py",
     "greenserve/asgi/loophook.py",
     "greenserve/asgi/bridge.py",
+    "greenserve/asgi/handoff.py",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The worker's asyncio loop, run on the gevent hub: the only module importing both.
+"""The worker's asyncio loop, run on the gevent hub.
 
 Design A of the bridge study (``shared/asgi-bridge.md``): one event loop per worker process,
 created after the fork, running ``run_forever()`` in a greenlet of its own. Connection
@@ -14,8 +14,8 @@ greenlets keep the sockets; the app's coroutines run on the loop.
 
 Primitives: :func:`run_in_loop` (a greenlet runs a coroutine on the loop and waits, blocking
 only itself), :func:`run_in_hub` (a coroutine runs a blocking function in a new greenlet),
-:func:`run_in_thread` (a coroutine runs a function in a real OS thread), :class:`Mailbox`
-(the loop hands work to one waiting greenlet) and :func:`watch_readable`.
+:func:`run_in_thread` (a coroutine runs a function in a real OS thread); the hand-offs the
+request cycles use are in :mod:`.handoff`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Generic, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Final, Generic, TypeVar, TypeVarTuple, Unpack
 
 import gevent
 import gevent.event
@@ -41,6 +41,7 @@ import gevent.threadpool
 from gevent import getcurrent
 
 from . import loophook
+from .handoff import READ_EVENT, settle, settle_exception
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -51,14 +52,15 @@ _RealSelector: type[selectors.BaseSelector] = gevent.monkey.get_original(
     "selectors", "DefaultSelector")
 #: continuous loop work (seconds) after which the loop lets the hub run other greenlets
 SLICE = 0.002
+# (Final: the compiled build reads these as C statics, not from the module's dict)
 #: the name of the tasks :meth:`LoopBridge.start_task` makes (one per ASGI request; asyncio
 #: would format a "Task-N" string for each otherwise)
-TASK_NAME = "greenserve-request"
+TASK_NAME: Final = "greenserve-request"
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
-_READ = 1  # libev/libuv EV_READ
 #: ``current_task_of(loop)``, bound once (every request calls it)
-current_task_of = loophook.current_task_getter()
+current_task_of: Final = loophook.current_task_getter()
+_Task: Final = asyncio.Task
 
 #: the running bridge of each OS thread (a worker has one; embedded servers one per thread)
 _bridges: dict[int, LoopBridge] = {}
@@ -76,7 +78,7 @@ class HubSelector(selectors.BaseSelector):
             raise RuntimeError(f"{_RealSelector.__name__} has no pollable fd: the asyncio "
                                "bridge needs epoll or kqueue")
         self._hub = hub
-        self._io = hub.loop.io(fileno(), _READ)
+        self._io = hub.loop.io(fileno(), READ_EVENT)
         # Wakes are a zero timer, not a hub callback: it fires after the hub's next I/O
         # poll, so every connection with a request waiting starts its task before the loop
         # runs (one batch), and a chain of callbacks (wake the loop, wake a connection,
@@ -167,6 +169,16 @@ class HubSelector(selectors.BaseSelector):
         self._sel.close()
 
 
+class FirstStep:
+    """Where ``call_soon`` puts a new task's first step while :func:`_claimed_eager_task`
+    makes the task (3.11; one per loop, armed for that call only)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.step: Callable[[], object] | None = None
+        self.context: contextvars.Context | None = None
+
+
 class GreenletEventLoop(asyncio.SelectorEventLoop):
     """``call_soon_threadsafe`` from this OS thread wakes the loop with a hub callback."""
 
@@ -174,19 +186,18 @@ class GreenletEventLoop(asyncio.SelectorEventLoop):
         super().__init__(selector)
         self._hub_selector = selector
         self._os_thread = _real_get_ident()
-        #: set while LoopBridge.start_task makes a task: where its first step goes
-        self._claim: list[tuple[Callable[[], object], contextvars.Context | None]] | None = None
+        self._first_step = FirstStep()
         self._claimed = asyncio.Handle(lambda: None, (), self)  # what call_soon returns then
         self._claimed.cancel()
 
     def call_soon(self, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
-        claim = self._claim
-        if claim is not None and not args:
+        first = self._first_step
+        if first.armed and not args:
             # LoopBridge.start_task: the new task's first step, handed to the caller to run in
             # its own greenlet (or to queue after all); no Handle, no trip through _ready.
-            self._claim = None
-            claim.append((callback, context))
+            first.armed = False
+            first.step, first.context = callback, context
             return self._claimed
         return super().call_soon(callback, *args, context=context)
 
@@ -240,6 +251,12 @@ class LoopBridge:
         self._unshare: Callable[[], None] = lambda: None
         #: the gevent hub of the thread that started the loop
         self.hub: Any = None
+        # Read by every eager start (set by start()): here they are native fields of the
+        # compiled build, where the loop's are dict lookups. asyncio never replaces a loop's
+        # deque of ready callbacks.
+        self._hook = loophook.ThreadHook()
+        self._ready: deque[asyncio.Handle] = deque()
+        self._first_step = FirstStep()
 
     @property
     def loop(self) -> GreenletEventLoop:
@@ -259,10 +276,13 @@ class LoopBridge:
     def start(self) -> None:
         """Create the loop and its greenlet; returns once the loop runs."""
         self.hub = gevent.get_hub()
-        loop = GreenletEventLoop(HubSelector(self.hub, loophook.install()))
+        self._hook = loophook.install()
+        loop = GreenletEventLoop(HubSelector(self.hub, self._hook))
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(
             max_workers=self.executor_size, thread_name_prefix="asyncio-executor"))
         self._loop = loop
+        self._ready = loop._ready  # type: ignore[attr-defined]
+        self._first_step = loop._first_step
         self._greenlet = gevent.spawn(self._main)
         started = gevent.event.Event()
         loop.call_soon_threadsafe(started.set)
@@ -306,13 +326,12 @@ class LoopBridge:
             task = loop.create_task(coro, name=TASK_NAME)
             loop._hub_selector.wakeup()
             return task
-        ready, timers = len(loop._ready), len(loop._scheduled)  # type: ignore[attr-defined]
-        hook = loop._hub_selector.loophook
-        if _native_eager_task is not None:
-            task = hook.call_running(loop, _native_eager_task, loop, coro)
+        ready, timers = len(self._ready), len(loop._scheduled)  # type: ignore[attr-defined]
+        if sys.version_info >= (3, 12):
+            task = self._hook.call_running(loop, _native_eager_task, loop, coro)
         else:
-            task = _claimed_eager_task(loop, hook, coro)
-        if (not task.done() or len(loop._ready) != ready  # type: ignore[attr-defined]
+            task = _claimed_eager_task(loop, self._first_step, self._hook, coro)
+        if (not task.done() or len(self._ready) != ready
                 or len(loop._scheduled) != timers):  # type: ignore[attr-defined]
             loop._hub_selector.wakeup()
         return task
@@ -376,22 +395,22 @@ if sys.version_info >= (3, 12):
                            coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """The stdlib's eager start (3.12+), in C: the step runs in the constructor, and a
         task done in it never joins the weak set of tasks (1.3 µs less per ASGI hello)."""
-        return asyncio.Task(coro, loop=loop, name=TASK_NAME, eager_start=True)
-else:
-    _native_eager_task = None
+        return _Task(coro, loop=loop, name=TASK_NAME, eager_start=True)
 
 
-def _claimed_eager_task(loop: GreenletEventLoop, hook: loophook.ThreadHook,
+def _claimed_eager_task(loop: GreenletEventLoop, first: FirstStep, hook: loophook.ThreadHook,
                         coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A task whose first step (queued with ``call_soon``, claimed) runs in this greenlet,
-    with ``loop`` as its running loop, as the loop's ``Handle._run`` would, errors included."""
-    claim: list[tuple[Callable[[], object], contextvars.Context | None]] = []
-    loop._claim = claim
+    """A task whose first step (queued with ``call_soon``, claimed into ``first``) runs in
+    this greenlet, with ``loop`` as its running loop, as the loop's ``Handle._run`` would,
+    errors included."""
+    first.armed = True
     try:
-        task = asyncio.Task(coro, loop=loop, name=TASK_NAME)
+        task = _Task(coro, loop=loop, name=TASK_NAME)
     finally:
-        loop._claim = None
-    step, context = claim[0]
+        first.armed = False
+    step, context = first.step, first.context
+    first.step = first.context = None  # (the step refers to the task)
+    assert step is not None, "asyncio.Task queues its first step with call_soon"
     # ThreadHook.call_running written out: going through it (one call more, its *args) cost
     # 0.6 µs per ASGI hello in tools/request_micro.py, 4 %.
     previous = hook.running
@@ -515,86 +534,3 @@ async def run_in_thread(fn: Callable[..., T], *args: Any) -> T:
 
         result.rawlink(done)
         return await fut
-
-
-def settle(fut: asyncio.Future[T], value: T) -> None:
-    """Resolve ``fut`` unless it was cancelled meanwhile (a loop callback)."""
-    if not fut.done():
-        fut.set_result(value)
-
-
-def settle_exception(fut: asyncio.Future[Any], exc: BaseException) -> None:
-    """Fail ``fut`` unless it was cancelled meanwhile (a loop callback)."""
-    if not fut.done():
-        fut.set_exception(exc)
-
-
-#: the last item a task puts in its :class:`Mailbox`: no more work for the greenlet
-DONE = "done"
-
-
-class Mailbox:
-    """Work the loop hands to one greenlet, which waits in :meth:`get` (FIFO)."""
-
-    __slots__ = ("_items", "_waiter", "_hub", "_scheduled")
-
-    def __init__(self, hub: Any = None) -> None:
-        self._items: deque[Any] = deque()
-        self._waiter: Any = None
-        self._hub = gevent.get_hub() if hub is None else hub
-        self._scheduled = False
-
-    def put(self, item: Any) -> None:
-        """Queue ``item`` and wake the waiting greenlet (from the loop or the hub)."""
-        self._items.append(item)
-        if self._waiter is not None and not self._scheduled:
-            self._scheduled = True
-            self._hub.loop.run_callback(self._wake)
-
-    def _wake(self) -> None:
-        self._scheduled = False
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            waiter.switch()
-
-    def get(self) -> Any:
-        """The next item, waiting in the hub for one (timeouts and kills interrupt it)."""
-        items = self._items
-        while not items:
-            self._waiter = getcurrent()
-            try:
-                self._hub.switch()
-            finally:
-                self._waiter = None
-        return items.popleft()
-
-    def serve(self, bridge: LoopBridge, do: Callable[[str, Any], Any]) -> None:
-        """Run each ``(kind, payload, future)`` a task hands over until ``DONE``.
-
-        ``do(kind, payload)`` does the blocking work in this greenlet; its result (or its
-        exception) settles the task's future on the loop.
-        """
-        get = self.get
-        while True:
-            kind, payload, fut = get()
-            if kind == DONE:
-                return
-            try:
-                result = do(kind, payload)
-            except Exception as exc:
-                bridge.call_soon(settle_exception, fut, exc)
-                continue
-            bridge.call_soon(settle, fut, result)
-
-
-def watch_readable(fd: int, callback: Callable[[], None]) -> Callable[[], None]:
-    """Call ``callback()`` in the hub whenever ``fd`` is readable; returns the stop function."""
-    watcher = gevent.get_hub().loop.io(fd, _READ)
-    watcher.start(callback)
-
-    def stop() -> None:
-        watcher.stop()
-        watcher.close()
-
-    return stop

@@ -33,7 +33,7 @@ import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import gevent
 from gevent import GreenletExit
@@ -47,7 +47,8 @@ from ..protocol.events import (
 )
 from ..protocol.writer import status_has_body, with_content_length
 from ..streams import BodyError, ClientDisconnected, InlineStream
-from .bridge import DONE, LoopBridge, Mailbox, current_task_of, settle, watch_readable
+from .bridge import LoopBridge, current_task_of
+from .handoff import DONE, Mailbox, settle, watch_readable
 
 if TYPE_CHECKING:
     from ..connection import HTTPConnection
@@ -65,6 +66,8 @@ ASGIApp = Callable[[dict[str, Any], Receive, Send], Awaitable[None]]
 Outgoing = Any
 
 READ, WRITE, FILE = "read", "write", "file"
+#: (Final: a C static in the compiled build; the imported name would be a dict lookup)
+_current_task_of: Final = current_task_of
 _DISCONNECT: Message = {"type": "http.disconnect"}
 _GONE_ERRNOS = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN,
                           errno.ECONNABORTED, errno.EBADF})
@@ -177,7 +180,7 @@ class HTTPCycle:
     # -- the loop side: the task -----------------------------------------------------------
     async def run(self) -> None:
         """The app's task: call it, then make sure the response is finished or failed."""
-        self.task = current_task_of(self.bridge.loop)  # (with the loop: no getpid())
+        self.task = _current_task_of(self.bridge.loop)  # (with the loop: no getpid())
         try:
             if self.finished:
                 return  # abandoned (timeout, kill) before it could start

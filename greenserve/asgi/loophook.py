@@ -31,7 +31,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import greenlet  # type: ignore[import-untyped]  # no stubs installed
 
@@ -40,6 +40,9 @@ _hooks: dict[int, ThreadHook] = {}
 _lock = threading.Lock()
 Tracer = Callable[[str, Any], None]
 T = TypeVar("T")
+# (Final: C statics in the compiled build, where the module's attributes are dict lookups)
+_settrace: Final[Callable[[Tracer | None], Tracer | None]] = greenlet.settrace
+_gettrace: Final[Callable[[], Tracer | None]] = greenlet.gettrace
 
 
 class ThreadHook:
@@ -65,14 +68,14 @@ class ThreadHook:
         if not self.tracing:
             if self.trace is None:
                 self.trace = _make_tracer(self)
-            self.previous = greenlet.settrace(self.trace)
+            self.previous = _settrace(self.trace)
             self.tracing = True
 
     def left(self) -> None:
         """No loop is running now: the hook comes out unless a parked greenlet has one."""
-        if self.tracing and not self.saved and greenlet.gettrace() is self.trace:
+        if self.tracing and not self.saved and _gettrace() is self.trace:
             # (another trace function put in over ours may call ours: then it stays in)
-            greenlet.settrace(self.previous)
+            _settrace(self.previous)
             self.previous = None
             self.tracing = False
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote_to_bytes
 
 from ..app.wsgi_environ import split_target
@@ -15,14 +15,16 @@ if TYPE_CHECKING:
 #: The ASGI version and HTTP spec version greenserve implements. "2.3", not "2.4": with 2.4
 #: Starlette's StreamingResponse stops listening for http.disconnect and relies on send()
 #: raising instead, and an endless generator is then never cancelled (study, finding 7).
-ASGI_VERSION = "3.0"
-SPEC_VERSION = "2.3"
-LIFESPAN_SPEC_VERSION = "2.0"
+# (Final: constants in the compiled build, not module dict lookups per request)
+ASGI_VERSION: Final = "3.0"
+SPEC_VERSION: Final = "2.3"
+LIFESPAN_SPEC_VERSION: Final = "2.0"
 
 Scope = dict[str, Any]
 
-_VERSIONS = {b"1.1": "1.1", b"1.0": "1.0", b"2.0": "2"}
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_VERSIONS: Final = {b"1.1": "1.1", b"1.0": "1.0", b"2.0": "2"}
+_METHODS: Final = {m.encode(): m
+                   for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class ScopeBuilder:

@@ -36,7 +36,7 @@ from ..protocol.websocket import (
     SessionState,
 )
 from ..streams import ClientDisconnected, InlineStream
-from .bridge import DONE, Mailbox, settle
+from .handoff import DONE, Mailbox, settle
 from .http import EOFWatch, Message
 from .ws_io import WebSocketIO
 
