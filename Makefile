@@ -26,9 +26,11 @@ run: $(STAMP)
 ## the checkout (pure Python), then with the request path compiled by mypyc (unit-compiled)
 test: $(STAMP) lint typecheck unit unit-compiled unit-py312
 
+# TESTS: the test files to run (all when empty; unit-py312 names the bridge's)
+TESTS ?=
 unit: $(STAMP) autobahn-env
 	$(BIN)/python tools/build_compiled.py --clean
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TESTS)
 
 ## make compiled: build/compiled, this checkout with its request path compiled by mypyc
 ## (what GREENSERVE_COMPILE=1 pip install installs; needs a C compiler, ~15 s)
@@ -39,12 +41,12 @@ compiled: $(STAMP)
 # tests start runs them (tests/test_build.py fails if not); removed afterwards, pass or fail.
 unit-compiled: $(STAMP) autobahn-env
 	$(BIN)/python tools/build_compiled.py --in-place
-	GREENSERVE_EXPECT_COMPILED=1 $(BIN)/python -m pytest -q -p no:cacheprovider; \
+	GREENSERVE_EXPECT_COMPILED=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(TESTS); \
 		status=$$?; $(BIN)/python tools/build_compiled.py --clean; exit $$status
 
 # The ASGI bridge starts tasks with the stdlib's eager start on CPython 3.12+ and with its
-# own on 3.11: the bridge's tests again on 3.12 (its own venv), pure then compiled. Skipped,
-# and said so, when there is no python3.12.
+# own on 3.11: the bridge's tests again on 3.12, pure then compiled (unit and unit-compiled
+# in a venv of its own). Skipped, and said so, when there is no python3.12.
 # Found by itself when it can: python3.12 on PATH, else pyenv's newest 3.12.
 PY312 ?= $(shell if python3.12 -c '' >/dev/null 2>&1; then echo python3.12; \
 	else v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -1); \
@@ -52,21 +54,10 @@ PY312 ?= $(shell if python3.12 -c '' >/dev/null 2>&1; then echo python3.12; \
 VENV312 := .venv-py312
 BRIDGE_TESTS := tests/test_asgi_http.py tests/test_asgi_bridge.py tests/test_loophook.py \
 	tests/test_asgi_frameworks.py tests/test_asgi_lifespan.py tests/test_mount.py tests/test_build.py
-$(VENV312)/.installed: pyproject.toml
-	$(PY312) -m venv $(VENV312)
-	$(VENV312)/bin/python -m pip install -q --upgrade pip
-	$(VENV312)/bin/python -m pip install -q setuptools -e '.[test]'
-	touch $@
 unit-py312:
 	@if ! $(PY312) -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then \
 		echo "No Python 3.12 ($(PY312)): the bridge's 3.12 tests are skipped"; \
-	else $(MAKE) -s $(VENV312)/.installed && \
-		$(VENV312)/bin/python tools/build_compiled.py --clean && \
-		$(VENV312)/bin/python -m pytest -q -p no:cacheprovider $(BRIDGE_TESTS) && \
-		$(VENV312)/bin/python tools/build_compiled.py --in-place && \
-		{ GREENSERVE_EXPECT_COMPILED=1 $(VENV312)/bin/python -m pytest -q -p no:cacheprovider \
-			$(BRIDGE_TESTS); status=$$?; $(VENV312)/bin/python tools/build_compiled.py --clean; \
-			exit $$status; }; fi
+	else $(MAKE) -s VENV=$(VENV312) PYTHON=$(PY312) TESTS="$(BRIDGE_TESTS)" unit unit-compiled; fi
 
 # wstest for the Autobahn core cases in unit (about 10 s to install, once). Without Python 2.7
 # the Autobahn tests skip, and say so; a failed install does not stop the suite.
