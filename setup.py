@@ -41,6 +41,7 @@ COMPILED = [
     "greenserve/asgi/loophook.py",
     "greenserve/asgi/bridge.py",
     "greenserve/asgi/handoff.py",
+    "greenserve/asgi/eager.py",
 ]
 
 

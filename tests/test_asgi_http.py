@@ -332,6 +332,29 @@ def test_a_task_factory_the_app_sets_makes_the_request_tasks(asgi: ServerProcess
     assert _get_json(asgi, "/task-factory") == {"made": 4}
 
 
+def test_a_timer_set_in_the_first_step_fires_on_time(asgi: ServerProcess) -> None:
+    # The app answers in its first step (in the connection greenlet) and leaves a timer:
+    # the parked loop must wake to reschedule its sleep, not sleep on to its old deadline
+    # (up to a second later, the disconnect sweep's).
+    for _ in range(3):
+        assert _get_json(asgi, "/timer") == {}
+        time.sleep(0.3)
+        late = _get_json(asgi, "/timer?read=1")["late"]
+        assert 0 <= late < 0.1
+
+
+def test_debug_mode_starts_request_tasks_on_the_loop(asgi: ServerProcess) -> None:
+    # asyncio's debug mode refuses loop calls from "another thread": the task is made on the
+    # loop, so its first step runs on the loop's greenlet; without debug it runs eagerly.
+    assert _get_json(asgi, "/debug") == {"debug": False, "on_loop_greenlet": False}
+    try:
+        assert _get_json(asgi, "/debug?on=1")["debug"] is True
+        assert _get_json(asgi, "/debug") == {"debug": True, "on_loop_greenlet": True}
+    finally:
+        _get_json(asgi, "/debug?on=0")
+    assert _get_json(asgi, "/debug") == {"debug": False, "on_loop_greenlet": False}
+
+
 def test_tls_sockets_never_get_direct_writes() -> None:
     """The fast path writes the raw TCP socket; on a TLS connection that would bypass TLS,
     so TLS responses always go through the connection's own write."""

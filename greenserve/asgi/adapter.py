@@ -58,15 +58,16 @@ class ASGIAdapter:
             self._websocket(stream)
             return
         state = self.state
+        # Read once (WorkerState's attributes are dict lookups, even compiled).
+        logged, hooked = state.access_log is not None, bool(state.request_hooks)
         # Timed only for the access log and the hooks (a clock read less per request).
-        started = time.monotonic() if state.access_log is not None or state.request_hooks \
-            else 0.0
+        started = time.monotonic() if logged or hooked else 0.0
         try:
             scope = self.scopes.http(request, stream.info)
         except SchemeConflict as exc:
             self._refuse(stream, exc)
             return
-        req = self._request_info(stream, scope) if state.request_hooks else None
+        req = self._request_info(stream, scope) if hooked else None
         if req is not None and not self._pre_request(req, stream):
             self._after(stream, req, started)
             return
@@ -86,7 +87,7 @@ class ASGIAdapter:
                 self.active.discard(cycle)
             if not cycle.finished:
                 cycle.abandon()  # a request timeout or a kill: the app must let go
-            if state.access_log is not None or req is not None:
+            if logged or req is not None:
                 self._after(stream, req, started)
         if cycle.body_error is not None:
             raise cycle.body_error  # the connection answers 400 if nothing went out yet

@@ -41,7 +41,11 @@ import gevent.threadpool
 from gevent import getcurrent
 
 from . import loophook
+from .eager import TASK_NAME, FirstStep, claimed_eager_task
 from .handoff import READ_EVENT, settle, settle_exception
+
+if sys.version_info >= (3, 12):
+    from .eager import native_eager_task
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
@@ -53,14 +57,12 @@ _RealSelector: type[selectors.BaseSelector] = gevent.monkey.get_original(
 #: continuous loop work (seconds) after which the loop lets the hub run other greenlets
 SLICE = 0.002
 # (Final: the compiled build reads these as C statics, not from the module's dict)
-#: the name of the tasks :meth:`LoopBridge.start_task` makes (one per ASGI request; asyncio
-#: would format a "Task-N" string for each otherwise)
-TASK_NAME: Final = "greenserve-request"
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
 #: ``current_task_of(loop)``, bound once (every request calls it)
 current_task_of: Final = loophook.current_task_getter()
-_Task: Final = asyncio.Task
+#: the stdlib's eager task start exists (3.12+)
+_NATIVE_EAGER: Final = sys.version_info >= (3, 12)
 
 #: the running bridge of each OS thread (a worker has one; embedded servers one per thread)
 _bridges: dict[int, LoopBridge] = {}
@@ -169,26 +171,34 @@ class HubSelector(selectors.BaseSelector):
         self._sel.close()
 
 
-class FirstStep:
-    """Where ``call_soon`` puts a new task's first step while :func:`_claimed_eager_task`
-    makes the task (3.11; one per loop, armed for that call only)."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.step: Callable[[], object] | None = None
-        self.context: contextvars.Context | None = None
-
-
 class GreenletEventLoop(asyncio.SelectorEventLoop):
     """``call_soon_threadsafe`` from this OS thread wakes the loop with a hub callback."""
 
     def __init__(self, selector: HubSelector) -> None:
+        self._first_step = FirstStep()  # (before the base's __init__, which calls set_debug)
         super().__init__(selector)
         self._hub_selector = selector
         self._os_thread = _real_get_ident()
-        self._first_step = FirstStep()
         self._claimed = asyncio.Handle(lambda: None, (), self)  # what call_soon returns then
         self._claimed.cancel()
+
+    def set_debug(self, enabled: bool) -> None:
+        super().set_debug(enabled)
+        # (the base's __init__ calls this before it sets _task_factory)
+        self._first_step.plain = not enabled and getattr(self, "_task_factory", None) is None
+        # Every Task and Future asks its loop get_debug() as it is made: a C callable in the
+        # instance saves a Python frame per ASGI request (instance attributes win over
+        # methods in method calls too).
+        self.get_debug = (True if enabled else False).__bool__  # type: ignore[method-assign]
+
+    def set_task_factory(self, factory: Any) -> None:
+        super().set_task_factory(factory)
+        self._first_step.plain = factory is None and not self._debug  # type: ignore[attr-defined]
+
+    def call_at(self, when: float, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
+                context: contextvars.Context | None = None) -> asyncio.TimerHandle:
+        self._first_step.timed = True  # (call_later comes here too)
+        return super().call_at(when, callback, *args, context=context)
 
     def call_soon(self, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
                   context: contextvars.Context | None = None) -> asyncio.Handle:
@@ -315,24 +325,26 @@ class LoopBridge:
         another task is mid-step. What the step leaves for the loop wakes it.
         """
         loop = self.loop
-        if loop._debug:  # type: ignore[attr-defined]
-            loop.call_soon_threadsafe(loop.create_task, coro)
-            return None
-        if loop._task_factory is not None:  # type: ignore[attr-defined]
-            task = loop.create_task(coro)  # its first step is queued on the loop
+        first = self._first_step
+        if not first.plain:
+            if loop.get_debug():
+                loop.call_soon_threadsafe(loop.create_task, coro)
+                return None
+            task = loop.create_task(coro)  # (a task factory's) first step queued on the loop
             loop._hub_selector.wakeup()
             return task
         if not eager or current_task_of(loop) is not None:
             task = loop.create_task(coro, name=TASK_NAME)
             loop._hub_selector.wakeup()
             return task
-        ready, timers = len(self._ready), len(loop._scheduled)  # type: ignore[attr-defined]
-        if sys.version_info >= (3, 12):
-            task = self._hook.call_running(loop, _native_eager_task, loop, coro)
+        ready = len(self._ready)
+        first.timed = False
+        # (_NATIVE_EAGER first: compiled code evaluates the version test at run time)
+        if _NATIVE_EAGER and sys.version_info >= (3, 12):
+            task = self._hook.call_running(loop, native_eager_task, loop, coro)
         else:
-            task = _claimed_eager_task(loop, self._first_step, self._hook, coro)
-        if (not task.done() or len(self._ready) != ready
-                or len(loop._scheduled) != timers):  # type: ignore[attr-defined]
+            task = claimed_eager_task(loop, first, self._hook, coro)
+        if not task.done() or len(self._ready) != ready or first.timed:
             loop._hub_selector.wakeup()
         return task
 
@@ -388,46 +400,6 @@ class LoopBridge:
             await asyncio.wait_for(loop.shutdown_default_executor(), timeout)
         except TimeoutError:
             log.warning("asyncio executor or async generators did not close in %g s", timeout)
-
-
-if sys.version_info >= (3, 12):
-    def _native_eager_task(loop: GreenletEventLoop,
-                           coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """The stdlib's eager start (3.12+), in C: the step runs in the constructor, and a
-        task done in it never joins the weak set of tasks (1.3 µs less per ASGI hello)."""
-        return _Task(coro, loop=loop, name=TASK_NAME, eager_start=True)
-
-
-def _claimed_eager_task(loop: GreenletEventLoop, first: FirstStep, hook: loophook.ThreadHook,
-                        coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-    """A task whose first step (queued with ``call_soon``, claimed into ``first``) runs in
-    this greenlet, with ``loop`` as its running loop, as the loop's ``Handle._run`` would,
-    errors included."""
-    first.armed = True
-    try:
-        task = _Task(coro, loop=loop, name=TASK_NAME)
-    finally:
-        first.armed = False
-    step, context = first.step, first.context
-    first.step = first.context = None  # (the step refers to the task)
-    assert step is not None, "asyncio.Task queues its first step with call_soon"
-    # ThreadHook.call_running written out: going through it (one call more, its *args) cost
-    # 0.6 µs per ASGI hello in tools/request_micro.py, 4 %.
-    previous = hook.running
-    hook.set_running(loop)
-    try:
-        if context is None:
-            step()
-        else:
-            context.run(step)
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # a task's step catches the coroutine's own errors
-        loop.call_exception_handler({"message": "Exception in the first step of a task",
-                                     "exception": exc, "task": task})
-    finally:
-        hook.set_running(previous)
-    return task
 
 
 def current() -> LoopBridge:

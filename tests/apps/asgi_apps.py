@@ -278,6 +278,33 @@ async def task_factory(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, FACTORY_TASKS)
 
 
+TIMERS: dict[str, float] = {}
+
+
+async def timer(scope: Scope, receive: Receive, send: Send) -> None:
+    """Schedule a 50 ms timer and answer at once (?read=1: how late the last one fired)."""
+    loop = asyncio.get_running_loop()
+    if _query(scope).get("read") != "1":
+        TIMERS.clear()
+        due = loop.time() + 0.05
+        loop.call_at(due, lambda: TIMERS.update(late=loop.time() - due))
+    await _json(send, TIMERS)
+
+
+async def debug(scope: Scope, receive: Receive, send: Send) -> None:
+    """Turn the worker loop's debug mode on (?on=1) or off (?on=0); report it."""
+    import gevent
+
+    from greenserve.asgi import bridge
+
+    loop = asyncio.get_running_loop()
+    on = _query(scope).get("on")
+    if on is not None:
+        loop.set_debug(on == "1")
+    await _json(send, {"debug": loop.get_debug(),
+                       "on_loop_greenlet": gevent.getcurrent() is bridge.current()._greenlet})
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/echo": echo, "/stream": stream, "/big": big, "/raise-before": raise_before,
     "/raise-after": raise_after, "/no-response": no_response, "/start-only": start_only,
@@ -285,7 +312,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/wait-disconnect": wait_disconnect, "/ignore-disconnect": ignore_disconnect,
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
     "/hub": hub, "/blocking": blocking, "/where": where, "/task-factory": task_factory,
-    "/generated-headers": generated_headers,
+    "/generated-headers": generated_headers, "/timer": timer, "/debug": debug,
 }
 
 
