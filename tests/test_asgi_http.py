@@ -338,9 +338,9 @@ def test_a_timer_set_in_the_first_step_fires_on_time(asgi: ServerProcess) -> Non
     # (up to a second later, the disconnect sweep's).
     for _ in range(3):
         assert _get_json(asgi, "/timer") == {}
-        time.sleep(0.3)
+        time.sleep(0.5)
         late = _get_json(asgi, "/timer?read=1")["late"]
-        assert 0 <= late < 0.1
+        assert 0 <= late < 0.25  # (without the wake: uniform over 0-0.95 s)
 
 
 def test_debug_mode_starts_request_tasks_on_the_loop(asgi: ServerProcess) -> None:
