@@ -63,7 +63,7 @@ unit-py312:
 # the Autobahn tests skip, and say so; a failed install does not stop the suite.
 autobahn-env:
 	@if [ -x .venv-autobahn/bin/wstest ]; then :; \
-	elif [ -z "$(PYTHON2)" ]; then echo "No Python 2.7 with virtualenv: the Autobahn tests will skip"; \
+	elif [ -z "$(PYTHON2)$(PY27)" ]; then echo "No Python 2.7: the Autobahn tests will skip"; \
 	else $(MAKE) -s .venv-autobahn/bin/wstest || { rm -rf .venv-autobahn; \
 		echo "Could not install wstest: the Autobahn tests will skip"; }; fi
 
@@ -90,8 +90,17 @@ PYTHON2 ?= $(shell if python2.7 -c 'import virtualenv' >/dev/null 2>&1; then ech
 	else v=$$(pyenv versions --bare 2>/dev/null | grep '^2\.7' | tail -1); \
 	[ -n "$$v" ] && env PYENV_VERSION=$$v python2.7 -c 'import virtualenv' >/dev/null 2>&1 \
 	&& echo "env PYENV_VERSION=$$v python2.7"; fi)
+# Else PY27, a 2.7 without virtualenv (the same places): a Python 3 virtualenv<20.22 (the
+# last that makes 2.7 environments), in .venv-virtualenv, makes the environment from it.
+PY27 ?= $(shell p=$$(python2.7 -c 'import sys; print(sys.executable)' 2>/dev/null); \
+	if [ -z "$$p" ]; then v=$$(pyenv versions --bare 2>/dev/null | grep '^2\.7' | tail -1); \
+	[ -n "$$v" ] && p=$$(env PYENV_VERSION=$$v python2.7 -c 'import sys; print(sys.executable)' \
+	2>/dev/null); fi; echo "$$p")
 .venv-autobahn/bin/wstest:
-	$(PYTHON2) -m virtualenv -q .venv-autobahn
+	if [ -n "$(PYTHON2)" ]; then $(PYTHON2) -m virtualenv -q .venv-autobahn; \
+	else $(PYTHON) -m venv .venv-virtualenv \
+		&& .venv-virtualenv/bin/python -m pip install -q 'virtualenv<20.22' \
+		&& .venv-virtualenv/bin/virtualenv -q -p "$(PY27)" .venv-autobahn; fi
 	.venv-autobahn/bin/pip install -q --disable-pip-version-check --no-python-version-warning autobahntestsuite
 autobahn: $(STAMP) .venv-autobahn/bin/wstest
 	AUTOBAHN_CASES=all $(BIN)/python -m pytest -q -s tests/test_websocket_autobahn.py
@@ -101,5 +110,5 @@ docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
 clean:
-	rm -rf $(VENV) $(VENV312) build *.egg-info site
+	rm -rf $(VENV) $(VENV312) .venv-virtualenv build *.egg-info site
 	find greenserve -name "*.so" -delete
