@@ -65,3 +65,16 @@ def test_real_thread_results_wake_the_loop() -> None:
 @pytest.mark.parametrize("name", ["stop_cancels_and_closes"])
 def test_stop_cancels_tasks_and_closes_the_loop(name: str) -> None:
     assert probe(name) == {"cancelled": ["yes"], "closed": True, "running": False}
+
+
+def test_a_task_done_in_its_first_step_never_joins_the_set_of_tasks() -> None:
+    # (CPython 3.11: greenserve.asgi.registry defers registrations; 3.12+: the stdlib's
+    # eager start.) [done, registered] for each task.
+    result = probe("registrations")
+    assert result["quick"] == [True, False]
+    assert result["waits"] == [False, True]
+    assert result["spawns"] == [True, False]
+    assert result["spawned"] == [False, True]  # a task made in the first step, waiting
+    deferred = sys.version_info < (3, 12)
+    assert result["class"] == ("DeferredTaskSet" if deferred else "WeakSet")
+    assert result["after_stop"] == "WeakSet"  # stop() restores asyncio's set

@@ -40,7 +40,7 @@ import gevent.monkey
 import gevent.threadpool
 from gevent import getcurrent
 
-from . import loophook
+from . import loophook, registry
 from .eager import TASK_NAME, FirstStep, claimed_eager_task
 from .handoff import READ_EVENT, settle, settle_exception
 
@@ -57,6 +57,8 @@ _RealSelector: type[selectors.BaseSelector] = gevent.monkey.get_original(
 #: continuous loop work (seconds) after which the loop lets the hub run other greenlets
 SLICE = 0.002
 # (Final: the compiled build reads these as C statics, not from the module's dict)
+#: seconds between settles of deferred task registrations (:mod:`.registry`, 3.11)
+SETTLE_INTERVAL = 1.0
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
 #: ``current_task_of(loop)``, bound once (every request calls it)
@@ -92,6 +94,8 @@ class HubSelector(selectors.BaseSelector):
         self._woken = False
         self._wake_scheduled = False
         self._last_yield = time.perf_counter()
+        #: :data:`.registry.deferred` while this loop's bridge defers task registrations
+        self.deferred: list[asyncio.Task[Any]] | None = None
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._sel.register(fileobj, events, data)
@@ -106,6 +110,8 @@ class HubSelector(selectors.BaseSelector):
         return self._sel.get_map()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if self.deferred:  # tasks made since the last iteration join asyncio's set
+            registry.settle()
         ready = self._sel.select(0)
         if ready or self._woken or (timeout is not None and timeout <= 0):
             self._woken = False
@@ -267,6 +273,8 @@ class LoopBridge:
         self._hook = loophook.ThreadHook()
         self._ready: deque[asyncio.Handle] = deque()
         self._first_step = FirstStep()
+        #: :data:`.registry.deferred` while registrations are deferred (3.11)
+        self._deferred: list[asyncio.Task[Any]] | None = None
 
     @property
     def loop(self) -> GreenletEventLoop:
@@ -293,12 +301,20 @@ class LoopBridge:
         self._loop = loop
         self._ready = loop._ready  # type: ignore[attr-defined]
         self._first_step = loop._first_step
+        if registry.install():
+            self._deferred = loop._hub_selector.deferred = registry.deferred
+            loop.call_later(SETTLE_INTERVAL, self._settle_periodically)
         self._greenlet = gevent.spawn(self._main)
         started = gevent.event.Event()
         loop.call_soon_threadsafe(started.set)
         started.wait()
         self._unshare = _share_with_asgiref(loop)
         _bridges[_real_get_ident()] = self
+
+    def _settle_periodically(self) -> None:
+        # (tasks other threads make are deferred too: they join the set within a second)
+        registry.settle()
+        self.loop.call_later(SETTLE_INTERVAL, self._settle_periodically)
 
     def _main(self) -> None:
         loop = self.loop
@@ -344,6 +360,12 @@ class LoopBridge:
             task = self._hook.call_running(loop, native_eager_task, loop, coro)
         else:
             task = claimed_eager_task(loop, first, self._hook, coro)
+            deferred = self._deferred
+            if deferred:  # 3.11: the task (done: never registered) and what its step made
+                if len(deferred) == 1 and deferred[0] is task and task.done():
+                    deferred.clear()
+                else:
+                    registry.settle()
         if not task.done() or len(self._ready) != ready or first.timed:
             loop._hub_selector.wakeup()
         return task
@@ -379,6 +401,9 @@ class LoopBridge:
                 if not self._greenlet.dead:
                     self._greenlet.kill(block=True, timeout=1)
         loop.close()
+        if self._deferred is not None:
+            self._deferred = None
+            registry.uninstall()
         if self._real_pool is not None:
             self._real_pool.kill()
         self._unshare()

@@ -305,6 +305,53 @@ async def debug(scope: Scope, receive: Receive, send: Send) -> None:
                        "on_loop_greenlet": gevent.getcurrent() is bridge.current()._greenlet})
 
 
+BACKGROUND: list[asyncio.Task[Any]] = []
+
+
+def _asyncio_run_elsewhere() -> dict[str, bool]:
+    """asyncio.run on a loop of its own: its task is in all_tasks(), and the one still
+    pending when main returns is cancelled by asyncio.run, which finds it there."""
+    seen = {"cancelled": False}
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen["cancelled"] = True
+            raise
+
+    async def main() -> None:
+        task = asyncio.create_task(forever())
+        seen["seen"] = task in asyncio.all_tasks()
+        await asyncio.sleep(0)
+
+    asyncio.run(main())
+    return seen
+
+
+async def tasks(scope: Scope, receive: Receive, send: Send) -> None:
+    """asyncio.all_tasks() as apps see it: ?bg=1 starts a background task and looks for it
+    and for the request's own task; ?thread=1 runs asyncio.run in a real thread; else the
+    names of the loop's tasks and the class of asyncio's set of them."""
+    query = _query(scope)
+    if query.get("bg") == "1":
+        task = asyncio.create_task(asyncio.sleep(30), name=f"bg-{len(BACKGROUND)}")
+        BACKGROUND.append(task)
+        everything = asyncio.all_tasks()
+        await _json(send, {"bg": task in everything,
+                           "self": asyncio.current_task() in everything})
+    elif query.get("thread") == "1":  # a real OS thread, then a greenlet
+        from greenserve.asgi import run_in_hub, run_in_thread
+        await _json(send, {"thread": await run_in_thread(_asyncio_run_elsewhere),
+                           "greenlet": await run_in_hub(_asyncio_run_elsewhere)})
+    else:
+        import asyncio.tasks as stdlib_tasks
+        names = sorted(task.get_name() for task in asyncio.all_tasks())
+        tasks_set = (stdlib_tasks._all_tasks if hasattr(stdlib_tasks, "_all_tasks")
+                     else stdlib_tasks._scheduled_tasks)  # (3.12+)
+        await _json(send, {"names": names, "set": type(tasks_set).__name__})
+
+
 ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/echo": echo, "/stream": stream, "/big": big, "/raise-before": raise_before,
     "/raise-after": raise_after, "/no-response": no_response, "/start-only": start_only,
@@ -313,6 +360,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
     "/hub": hub, "/blocking": blocking, "/where": where, "/task-factory": task_factory,
     "/generated-headers": generated_headers, "/timer": timer, "/debug": debug,
+    "/tasks": tasks,
 }
 
 

@@ -209,6 +209,42 @@ def stop_cancels_and_closes(b: bridge.LoopBridge) -> Any:
     return {"cancelled": cancelled, "closed": loop.is_closed(), "running": b.running}
 
 
+@scenario
+def registrations(b: bridge.LoopBridge) -> Any:
+    """Which tasks join asyncio's weak set of tasks, read without settling (``data``):
+    on 3.11 the deferred set (greenserve.asgi.registry), on 3.12+ the stdlib's set of
+    scheduled tasks (its eager start keeps a task done in its first step out)."""
+    import asyncio.tasks as stdlib
+    import weakref
+
+    # (not `or`: an empty WeakSet is false)
+    tasks_set = (stdlib._all_tasks if hasattr(stdlib, "_all_tasks")
+                 else stdlib._scheduled_tasks)
+    held: list[asyncio.Task[None]] = []
+
+    def registered(task: asyncio.Task[None]) -> bool:
+        return weakref.ref(task) in tasks_set.data
+
+    async def quick() -> None:
+        pass
+
+    async def waits() -> None:
+        await asyncio.sleep(0.05)
+
+    async def spawns() -> None:  # its first step starts a task that waits
+        held.append(asyncio.create_task(waits()))
+
+    result: dict[str, Any] = {"class": type(tasks_set).__name__}
+    for name, coro in (("quick", quick), ("waits", waits), ("spawns", spawns)):
+        task = b.start_task(coro(), eager=True)
+        assert task is not None
+        result[name] = [task.done(), registered(task)]
+    result["spawned"] = [held[0].done(), registered(held[0])]
+    b.stop(2.0)
+    result["after_stop"] = type(tasks_set).__name__
+    return result
+
+
 def main() -> None:
     b = bridge.LoopBridge()
     b.start()
