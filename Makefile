@@ -44,13 +44,16 @@ unit-compiled: $(STAMP) autobahn-env
 	GREENSERVE_EXPECT_COMPILED=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(TESTS); \
 		status=$$?; $(BIN)/python tools/build_compiled.py --clean; exit $$status
 
+# $(call find_python,X.Y): pythonX.Y on PATH, else pyenv's newest X.Y, as a full path;
+# empty when there is neither (PY312 and PY27 below).
+find_python = $(shell p=$$(python$(1) -c 'import sys; print(sys.executable)' 2>/dev/null); \
+	if [ -z "$$p" ]; then v=$$(pyenv versions --bare 2>/dev/null | grep '^$(subst .,\.,$(1))\.' | tail -1); \
+	[ -n "$$v" ] && p="$$(pyenv root)/versions/$$v/bin/python$(1)"; fi; echo "$$p")
+
 # The ASGI bridge starts tasks with the stdlib's eager start on CPython 3.12+ and with its
 # own on 3.11: the bridge's tests again on 3.12, pure then compiled (unit and unit-compiled
 # in a venv of its own). Skipped, and said so, when there is no python3.12.
-# Found by itself when it can: python3.12 on PATH, else pyenv's newest 3.12.
-PY312 ?= $(shell if python3.12 -c '' >/dev/null 2>&1; then echo python3.12; \
-	else v=$$(pyenv versions --bare 2>/dev/null | grep '^3\.12' | tail -1); \
-	[ -n "$$v" ] && echo "$$(pyenv root)/versions/$$v/bin/python3.12"; fi)
+PY312 ?= $(call find_python,3.12)
 VENV312 := .venv-py312
 BRIDGE_TESTS := tests/test_asgi_http.py tests/test_asgi_bridge.py tests/test_loophook.py \
 	tests/test_asgi_frameworks.py tests/test_asgi_lifespan.py tests/test_mount.py tests/test_build.py
@@ -85,17 +88,11 @@ bench: $(VENV)/.bench
 ## printing the verdict counts per case category for each (~15 min each; not part of test,
 ## which runs the fast core cases against both when wstest exists). The suite needs Python
 ## 2.7 with virtualenv<20.22: PYTHON2 names it (e.g. PYTHON2="env PYENV_VERSION=2.7.18 python2.7").
-# Found by itself when it can: python2.7 with virtualenv on PATH, else pyenv's newest 2.7.
-PYTHON2 ?= $(shell if python2.7 -c 'import virtualenv' >/dev/null 2>&1; then echo python2.7; \
-	else v=$$(pyenv versions --bare 2>/dev/null | grep '^2\.7' | tail -1); \
-	[ -n "$$v" ] && env PYENV_VERSION=$$v python2.7 -c 'import virtualenv' >/dev/null 2>&1 \
-	&& echo "env PYENV_VERSION=$$v python2.7"; fi)
-# Else PY27, a 2.7 without virtualenv (the same places): a Python 3 virtualenv<20.22 (the
-# last that makes 2.7 environments), in .venv-virtualenv, makes the environment from it.
-PY27 ?= $(shell p=$$(python2.7 -c 'import sys; print(sys.executable)' 2>/dev/null); \
-	if [ -z "$$p" ]; then v=$$(pyenv versions --bare 2>/dev/null | grep '^2\.7' | tail -1); \
-	[ -n "$$v" ] && p=$$(env PYENV_VERSION=$$v python2.7 -c 'import sys; print(sys.executable)' \
-	2>/dev/null); fi; echo "$$p")
+# Found by itself when it can (PY27, below); PYTHON2 is PY27 when that imports virtualenv.
+PYTHON2 ?= $(shell "$(PY27)" -c 'import virtualenv' >/dev/null 2>&1 && echo "$(PY27)")
+# Else PY27 alone, a 2.7 without virtualenv: a Python 3 virtualenv<20.22 (the last that
+# makes 2.7 environments), in .venv-virtualenv, makes the environment from it.
+PY27 ?= $(call find_python,2.7)
 .venv-autobahn/bin/wstest:
 	if [ -n "$(PYTHON2)" ]; then $(PYTHON2) -m virtualenv -q .venv-autobahn; \
 	else $(PYTHON) -m venv .venv-virtualenv \

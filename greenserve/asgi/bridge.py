@@ -190,8 +190,7 @@ class GreenletEventLoop(asyncio.SelectorEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
-        # (the base's __init__ calls this before it sets _task_factory)
-        self._first_step.plain = not enabled and getattr(self, "_task_factory", None) is None
+        self._note_plain()
         # Every Task and Future asks its loop get_debug() as it is made: a C callable in the
         # instance saves a Python frame per ASGI request (instance attributes win over
         # methods in method calls too).
@@ -199,7 +198,13 @@ class GreenletEventLoop(asyncio.SelectorEventLoop):
 
     def set_task_factory(self, factory: Any) -> None:
         super().set_task_factory(factory)
-        self._first_step.plain = factory is None and not self._debug  # type: ignore[attr-defined]
+        self._note_plain()
+
+    def _note_plain(self) -> None:
+        """Tell the eager start whether it applies: no debug mode and no task factory."""
+        # (getattr: the base's __init__ calls set_debug before it sets _task_factory)
+        self._first_step.plain = (not self._debug  # type: ignore[attr-defined]
+                                  and getattr(self, "_task_factory", None) is None)
 
     def call_at(self, when: float, callback: Callable[[Unpack[Ts]], object], *args: *Ts,
                 context: contextvars.Context | None = None) -> asyncio.TimerHandle:
