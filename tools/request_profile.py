@@ -29,6 +29,7 @@ import collections
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,18 @@ def report(raw: Path) -> None:
             print(f"  {n / total:6.1%}  {fn}")
 
 
+def paired_ratios(results: dict[str, list[tuple[float, float]]], names: list[str]) -> None:
+    """Each server's req/s over the first server's, repeat by repeat (runs made next to each
+    other see the same host), and their median: issue 5's ASGI/WSGI ratio is read here."""
+    if len(names) < 2 or len(results[names[0]]) < 1:
+        return
+    first = [rps for rps, _ in results[names[0]]]
+    for name in names[1:]:
+        ratios = [rps / base for (rps, _), base in zip(results[name], first, strict=True)]
+        print(f"{name} / {names[0]} req/s, each repeat: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}")
+
+
 def _interrupt(signum: int, frame: object) -> None:
     """SIGTERM/SIGHUP (a timeout, a closed terminal) act like Ctrl-C: ``finally`` stops the
     servers, which run in their own sessions and would otherwise outlive this script."""
@@ -220,6 +233,7 @@ def main() -> None:
             for name in names if repeat % 2 == 0 else names[::-1]:
                 proc, port = servers[name]
                 results[name].append(measure(name, proc.pid, port, opts))
+        paired_ratios(results, names)
         if "gunicorn" in results and len(names) > 1:
             base = max(r for r, _ in results["gunicorn"])
             for name in names:
