@@ -45,8 +45,15 @@ def settle() -> None:
             task = deferred.pop()
         except IndexError:  # another thread settled the last one meanwhile
             return
-        if registry is not None and not task.done():
+        if registry is not None and not _done(task):
             _add_now(registry, task)
+
+
+def _done(task: Any) -> bool:
+    try:
+        return bool(task.done())
+    except Exception:  # a library's task-like object: registered as asyncio would
+        return False
 
 
 class DeferredTaskSet(weakref.WeakSet):  # type: ignore[type-arg]

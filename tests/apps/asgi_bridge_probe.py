@@ -240,6 +240,15 @@ def registrations(b: bridge.LoopBridge) -> Any:
         assert task is not None
         result[name] = [task.done(), registered(task)]
     result["spawned"] = [held[0].done(), registered(held[0])]
+
+    class TaskLike:  # what a library may hand asyncio._register_task: done() fails here
+        def done(self) -> bool:
+            raise RuntimeError("not a real task")
+
+    odd = TaskLike()
+    asyncio.tasks._register_task(odd)  # type: ignore[arg-type]
+    bridge.run_in_loop(asyncio.sleep(0))  # a loop iteration settles it
+    result["task_like"] = registered(odd)  # type: ignore[arg-type]
     b.stop(2.0)
     result["after_stop"] = type(tasks_set).__name__
     return result
