@@ -22,6 +22,7 @@ tasks that wait there).
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import threading
 import weakref
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from types import MethodType
 from typing import Any
 
+log = logging.getLogger("greenserve.error")
 #: tasks made since the last :func:`settle` (the set's ``add`` appends here)
 deferred: list[asyncio.Task[Any]] = []
 _add_now: Callable[[Any, Any], None] = weakref.WeakSet.add
@@ -46,7 +48,10 @@ def settle() -> None:
         except IndexError:  # another thread settled the last one meanwhile
             return
         if registry is not None and not _done(task):
-            _add_now(registry, task)
+            try:
+                _add_now(registry, task)
+            except TypeError:  # no weak reference to it: asyncio would have refused it too
+                log.warning("cannot register %r as an asyncio task", task)
 
 
 def _done(task: Any) -> bool:

@@ -249,6 +249,12 @@ def registrations(b: bridge.LoopBridge) -> Any:
     asyncio.tasks._register_task(odd)  # type: ignore[arg-type]
     bridge.run_in_loop(asyncio.sleep(0))  # a loop iteration settles it
     result["task_like"] = registered(odd)  # type: ignore[arg-type]
+    try:  # no weak reference to it: 3.11 defers the refusal to the settle, which logs it
+        asyncio.tasks._register_task(1)  # type: ignore[arg-type]
+    except TypeError:
+        pass
+    bridge.run_in_loop(asyncio.sleep(0))
+    result["loop_runs"] = b.loop.is_running()
     b.stop(2.0)
     result["after_stop"] = type(tasks_set).__name__
     return result
