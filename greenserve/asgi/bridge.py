@@ -56,9 +56,9 @@ _RealSelector: type[selectors.BaseSelector] = gevent.monkey.get_original(
     "selectors", "DefaultSelector")
 #: continuous loop work (seconds) after which the loop lets the hub run other greenlets
 SLICE = 0.002
-# (Final: the compiled build reads these as C statics, not from the module's dict)
 #: seconds between settles of deferred task registrations (:mod:`.registry`, 3.11)
 SETTLE_INTERVAL = 1.0
+# (Final: the compiled build reads these as C statics, not from the module's dict)
 #: greenlet "threads" of the default executor (``asyncio.to_thread``), anyio's limit too
 EXECUTOR_SIZE = 40
 #: ``current_task_of(loop)``, bound once (every request calls it)
