@@ -108,8 +108,13 @@ def test_no_control_socket_wins(serve, tmp_path: Path) -> None:  # type: ignore[
 
 
 def _fd_links(pid: int) -> set[str]:
-    fds = Path(f"/proc/{pid}/fd")
-    return {os.readlink(fd) for fd in fds.iterdir()}
+    links = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            links.add(os.readlink(fd))
+        except FileNotFoundError:  # closed between the listing and the read
+            pass
+    return links
 
 
 def test_the_socket_is_the_masters_alone(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
