@@ -18,6 +18,7 @@ import h2.settings
 import httpx
 import pytest
 from h2client import H2Client, Reply
+from master_helpers import wait_for
 
 from conftest import PACKAGE_ROOT, ServerProcess
 
@@ -284,11 +285,12 @@ def test_idle_connection_gets_goaway(serve) -> None:  # type: ignore[no-untyped-
     assert time.monotonic() - started < 5
 
 
-def test_graceful_stop_finishes_streams_and_says_goaway(serve) -> None:  # type: ignore[no-untyped-def]
+def test_graceful_stop_finishes_streams_and_says_goaway(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server: ServerProcess = serve(*H2C, "wsgi_apps:routes")
     client = H2Client(server.connect())
-    stream_id = client.request("/sleep?s=1")
-    time.sleep(0.3)
+    started = tmp_path / "started"
+    stream_id = client.request(f"/sleep?s=1&started={started}")
+    wait_for(started.exists)  # the stream is in the app (the worker may still be booting)
     server.signal(signal.SIGTERM)
     reply = client.response(stream_id)
     assert reply.status == 200 and reply.body == b"slept"

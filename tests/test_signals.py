@@ -5,20 +5,23 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
+from master_helpers import wait_for
 
 from conftest import RawClient, recv_all
 
 
-def test_sigterm_finishes_in_flight_requests_and_closes_idle_ones(serve) -> None:
+def test_sigterm_finishes_in_flight_requests_and_closes_idle_ones(serve, tmp_path: Path) -> None:
     server = serve("wsgi_apps:routes")
     idle = RawClient(server.connect())
     idle.send(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
     assert idle.response()[2] == b"hello"
     busy = server.connect()
-    busy.sendall(b"GET /sleep?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.3)
+    in_app = tmp_path / "started"
+    busy.sendall(b"GET /sleep?s=1&started=%s HTTP/1.1\r\nHost: x\r\n\r\n" % bytes(in_app))
+    wait_for(in_app.exists)  # the request is in the app
     started = time.monotonic()
     server.signal(signal.SIGTERM)
     assert idle.closed(timeout=5)  # the idle keep-alive connection is closed promptly

@@ -95,6 +95,9 @@ def _write(environ: dict[str, Any], start_response: StartResponse, q: Query) -> 
 
 
 def _sleep(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
+    if "started" in q:  # a file that says the request is in the app (tests then signal)
+        with open(q["started"], "w"):
+            pass
     time.sleep(float(q.get("s", "1")))
     start_response("200 OK", TEXT)
     return [b"slept"]
