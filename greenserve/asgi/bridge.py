@@ -94,8 +94,6 @@ class HubSelector(selectors.BaseSelector):
         self._woken = False
         self._wake_scheduled = False
         self._last_yield = time.perf_counter()
-        #: :data:`.registry.deferred` while this loop's bridge defers task registrations
-        self.deferred: list[asyncio.Task[Any]] | None = None
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._sel.register(fileobj, events, data)
@@ -110,7 +108,7 @@ class HubSelector(selectors.BaseSelector):
         return self._sel.get_map()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        if self.deferred:  # tasks made since the last iteration join asyncio's set
+        if registry.deferred:  # 3.11: tasks made since the last iteration join asyncio's set
             registry.settle()
         ready = self._sel.select(0)
         if ready or self._woken or (timeout is not None and timeout <= 0):
@@ -307,7 +305,7 @@ class LoopBridge:
         self._ready = loop._ready  # type: ignore[attr-defined]
         self._first_step = loop._first_step
         if registry.install():
-            self._deferred = loop._hub_selector.deferred = registry.deferred
+            self._deferred = registry.deferred
             loop.call_later(SETTLE_INTERVAL, self._settle_periodically)
         self._greenlet = gevent.spawn(self._main)
         started = gevent.event.Event()
