@@ -26,7 +26,7 @@ run: $(STAMP)
 ## the checkout (pure Python), then with the request path compiled by mypyc (unit-compiled)
 test: $(STAMP) lint typecheck unit unit-compiled unit-py312
 
-# TESTS: the test files to run (all when empty; unit-py312 names the bridge's)
+# TESTS: the test files to run (all when empty; unit-py312's compiled run names the bridge's)
 TESTS ?=
 unit: $(STAMP) autobahn-env
 	$(BIN)/python tools/build_compiled.py --clean
@@ -51,17 +51,17 @@ find_python = $(shell p=$$(python$(1) -c 'import sys; print(sys.executable)' 2>/
 	[ -n "$$v" ] && p="$$(pyenv root)/versions/$$v/bin/python$(1)"; fi; echo "$$p")
 
 # The ASGI bridge starts tasks with the stdlib's eager start on CPython 3.12+ and with its
-# own on 3.11: the bridge's tests again on 3.12, pure then compiled (unit and unit-compiled
-# in a venv of its own). Skipped, and said so, when there is no python3.12. (The whole
-# suite passed on 3.12.1 by hand, 6,560 tests; in CI it found a flaky test, now mended.)
+# own on 3.11: the whole suite again on 3.12, pure, then the bridge's tests compiled (unit
+# and unit-compiled in a venv of its own). Skipped, and said so, when there is no python3.12.
 PY312 ?= $(call find_python,3.12)
 VENV312 := .venv-py312
 BRIDGE_TESTS := tests/test_asgi_http.py tests/test_asgi_bridge.py tests/test_loophook.py \
 	tests/test_asgi_frameworks.py tests/test_asgi_lifespan.py tests/test_mount.py tests/test_build.py
 unit-py312:
 	@if ! $(PY312) -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1; then \
-		echo "No Python 3.12 ($(PY312)): the bridge's 3.12 tests are skipped"; \
-	else $(MAKE) -s VENV=$(VENV312) PYTHON=$(PY312) TESTS="$(BRIDGE_TESTS)" unit unit-compiled; fi
+		echo "No Python 3.12 ($(PY312)): the 3.12 run is skipped"; \
+	else $(MAKE) -s VENV=$(VENV312) PYTHON=$(PY312) unit \
+		&& $(MAKE) -s VENV=$(VENV312) PYTHON=$(PY312) TESTS="$(BRIDGE_TESTS)" unit-compiled; fi
 
 # wstest for the Autobahn core cases in unit (about 10 s to install, once). Without Python 2.7
 # the Autobahn tests skip, and say so; a failed install does not stop the suite.
