@@ -253,7 +253,7 @@ class Arbiter:
         worker = WorkerProcess(self.worker_age, self.pid, self.cfg)
         self.hook("pre_fork", self, worker)
         # Signals stay blocked across the fork: the child must not run the master's handlers
-        # before it installs its own (a TERM in that window would be lost, not obeyed).
+        # before it resets them (a TERM in that window would be lost, not obeyed).
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNUMS)
         pid = os.fork()
         if pid:
@@ -335,7 +335,7 @@ class Arbiter:
             name = signal.Signals(-code).name
             hint = " Perhaps out of memory?" if -code == signal.SIGKILL else ""
             log.error("Worker (pid:%s) was sent %s!%s", pid, name, hint)
-        elif code and not worker.retiring:
+        elif code > 0 and not worker.retiring:  # (a signal the stop sent is no error)
             log.error("Worker (pid:%s) exited with code %s", pid, code)
         if code and not worker.retiring and time.monotonic() - worker.started < 5:
             self._crashes.append(time.monotonic())  # died young and unasked: a crash

@@ -136,11 +136,27 @@ def daemonize(*, keep_stdio: bool) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
+#: the stop signals (TERM, INT, QUIT) that came while the worker booted, in order: the
+#: worker obeys them once its own handlers are set (:func:`reset_signals`)
+early_stops: list[int] = []
+
+
+def _remember_stop(signum: int, frame: Any) -> None:
+    early_stops.append(signum)
+
+
 def reset_signals() -> None:
-    """Default dispositions in a freshly forked worker (the master's handlers do not apply)."""
-    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1,
-                signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD):
+    """Default dispositions in a freshly forked worker (the master's handlers do not apply).
+
+    A stop signal is remembered instead, until the worker sets its handlers: the master's
+    SIGTERM to a worker still loading the app stops it gracefully once it has booted (as
+    gunicorn's worker), instead of killing it.
+    """
+    for sig in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN,
+                signal.SIGTTOU, signal.SIGWINCH, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, _remember_stop)
 
 
 def rss_mib() -> float:

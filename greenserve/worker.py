@@ -217,6 +217,12 @@ class Worker:
         for ignored in (signal.SIGHUP, signal.SIGWINCH, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(ignored, signal.SIG_IGN)
         health.install_abort_handler(self._aborted)
+        for sig in process.early_stops:  # a stop that came while this worker booted
+            if sig == signal.SIGTERM:
+                self.request_stop()
+            else:
+                self._interrupted()
+        process.early_stops.clear()
 
     def _watch_code(self) -> None:
         """``--reload``: stop at once when a file of the code changes (see autoreload)."""

@@ -56,3 +56,23 @@ def test_fast_stop(serve, sig: int) -> None:
     server.signal(sig)
     assert server.wait(15) == 0
     assert time.monotonic() - started < 3
+
+
+
+# A fast stop gives the workers 1 s: the import must end before that
+@pytest.mark.parametrize(("sig", "load_time"), [(signal.SIGTERM, 2.0), (signal.SIGQUIT, 0.5)])
+def test_a_stop_while_the_worker_loads_the_app_is_obeyed_once_it_has_booted(
+        serve, tmp_path: Path, sig: int, load_time: float) -> None:
+    """The master's stop reaches a worker still importing the app (its handlers not set
+    yet): the worker finishes booting, then stops as asked; no error is logged."""
+    loading = tmp_path / "loading"
+    (tmp_path / "slow_import.py").write_text(
+        f"import time\nopen({str(loading)!r}, 'w').close()\ntime.sleep({load_time})\n\n\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [])\n    return [b'']\n")
+    server = serve("--chdir", str(tmp_path), "slow_import:app")
+    wait_for(loading.exists)
+    server.signal(sig)
+    assert server.wait(15) == 0
+    logs = server.logs()
+    assert "Booting worker" in logs and "[ERROR]" not in logs, logs
