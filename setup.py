@@ -53,14 +53,16 @@ def compile_requested() -> bool:
 #: the name of mypyc's shared library: inside the package, so that the compiled modules
 #: import it wherever the package is found (an editable checkout, a copy on PYTHONPATH)
 GROUP = "greenserve._mypyc"
-MYPY_INI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_build", "mypy.ini")
+#: mypy's settings for mypyc: pyproject.toml's [tool.mypy] (its file list does not apply:
+#: mypycify names the files)
+MYPY_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyproject.toml")
 
 
 def compiled_extensions() -> list[Any]:
     """mypyc's extensions for :data:`COMPILED` (run from the directory holding greenserve/)."""
     from mypyc.build import mypycify
 
-    return list(mypycify(["--config-file", MYPY_INI, *COMPILED], group_name=GROUP,
+    return list(mypycify(["--config-file", MYPY_CONFIG, *COMPILED], group_name=GROUP,
                          opt_level="3"))
 
 
