@@ -33,6 +33,7 @@ APP_LOAD_ERROR = 4
 _SIGNALS = ("HUP", "QUIT", "INT", "TERM", "TTIN", "TTOU", "USR1", "USR2", "WINCH", "CHLD")
 _SIGNUMS = [getattr(signal, "SIG" + name) for name in _SIGNALS]
 _ABORT_GRACE = 2.0  # seconds between SIGABRT (stack dump) and SIGKILL for a stuck worker
+_QUICK_GRACE = 2.0  # seconds a graceful stop has left once INT or QUIT makes it fast
 
 
 class WorkerProcess:
@@ -435,11 +436,13 @@ class Arbiter:
         if self.control is not None:
             self.control.close()
             self.control = None
+        # As gunicorn: either stop gives the workers --graceful-timeout (a fast stop's
+        # workers exit at once unless blocked); an INT or QUIT during a graceful one
+        # makes it fast, with _QUICK_GRACE left.
         sig = signal.SIGTERM if graceful else signal.SIGQUIT
-        limit = self.cfg.graceful_timeout if graceful else 1.0
         for pid in list(self.WORKERS):
             self.kill_worker(pid, sig)
-        self._wait_for_workers(limit)
+        self._wait_for_workers(self.cfg.graceful_timeout, quick=not graceful)
         for pid in list(self.WORKERS):
             self.kill_worker(pid, signal.SIGKILL)
         self._wait_for_workers(2.0)
@@ -457,10 +460,17 @@ class Arbiter:
         if self.pidfile is not None:
             self.pidfile.unlink(self.pid)
 
-    def _wait_for_workers(self, limit: float) -> None:
+    def _wait_for_workers(self, limit: float, *, quick: bool = True) -> None:
         deadline = time.monotonic() + limit
         while self.WORKERS and time.monotonic() < deadline:
             self.reap()
+            if not quick and any(name in ("INT", "QUIT") for name in self._queue):
+                quick = True
+                self._queue.clear()
+                log.info("Quick shutdown requested")
+                for pid in list(self.WORKERS):
+                    self.kill_worker(pid, signal.SIGQUIT)
+                deadline = time.monotonic() + _QUICK_GRACE
             if self.WORKERS:
                 self.pause(0.05)
 

@@ -76,3 +76,36 @@ def test_a_stop_while_the_worker_loads_the_app_is_obeyed_once_it_has_booted(
     assert server.wait(15) == 0
     logs = server.logs()
     assert "Booting worker" in logs and "[ERROR]" not in logs, logs
+
+
+def _block_worker(server, tmp_path: Path) -> socket.socket:  # type: ignore[no-untyped-def]
+    """A request whose app never yields to the hub: the worker cannot obey a signal."""
+    started = tmp_path / "blocking"
+    busy = server.connect()
+    busy.sendall(b"GET /block?s=20&started=%s HTTP/1.1\r\nHost: x\r\n\r\n" % bytes(started))
+    wait_for(started.exists)
+    return busy  # type: ignore[no-any-return]
+
+
+def test_a_fast_stop_gives_a_blocked_worker_the_graceful_timeout(serve, tmp_path: Path) -> None:
+    """As gunicorn: QUIT, then SIGKILL only once --graceful-timeout has passed."""
+    server = serve("--graceful-timeout", "3", "master_apps:app")
+    _block_worker(server, tmp_path)
+    started = time.monotonic()
+    server.signal(signal.SIGQUIT)
+    assert server.wait(20) == 0
+    assert 2.5 < time.monotonic() - started < 10
+    assert server.has_logged("was sent SIGKILL"), server.logs()
+
+
+def test_int_during_a_graceful_stop_makes_it_fast(serve, tmp_path: Path) -> None:
+    """As gunicorn 27: a second, fast stop cuts the graceful timeout to 2 s."""
+    server = serve("--graceful-timeout", "30", "master_apps:app")
+    _block_worker(server, tmp_path)
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    time.sleep(0.5)
+    server.signal(signal.SIGINT)
+    assert server.wait(20) == 0
+    assert time.monotonic() - started < 10
+    assert server.has_logged("Quick shutdown requested"), server.logs()

@@ -112,7 +112,9 @@ unpatched blocking code, not slow requests. 0 disables the check.""",
         help="Seconds to finish in-flight requests on a graceful stop.",
         desc="""\
 After a graceful stop or restart (TERM, HUP, max_requests), workers get this many seconds to
-finish the requests they are serving before they are killed.""",
+finish the requests they are serving before they are killed. A fast stop (INT, QUIT) cuts
+requests off at once, but a worker that cannot obey (an app blocking the hub) is killed
+only after this long too, as in gunicorn.""",
     )
     keepalive: int = setting(
         "--keep-alive", metavar="INT", default=2,

@@ -29,10 +29,13 @@ def _reply(start_response: StartResponse, body: str) -> list[bytes]:
 
 
 def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    """Routes: /pid, /uid, /block?s= (busy loop, never yields), /sleep?s=, /probe."""
+    """Routes: /pid, /uid, /block?s=[&started=FILE] (busy loop, never yields), /sleep?s=, /probe."""
     path = environ["PATH_INFO"]
     query = dict(p.partition("=")[::2] for p in environ["QUERY_STRING"].split("&") if p)
     if path == "/block":
+        if "started" in query:  # a file that says the request is in the app
+            with open(query["started"], "w"):
+                pass
         end = time.monotonic() + float(query.get("s", "1"))
         while time.monotonic() < end:  # CPU-bound: the hub cannot run
             pass
