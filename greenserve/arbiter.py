@@ -335,7 +335,10 @@ class Arbiter:
         if code < 0 and not (expected and -code != signal.SIGKILL):
             name = signal.Signals(-code).name
             hint = " Perhaps out of memory?" if -code == signal.SIGKILL else ""
-            log.error("Worker (pid:%s) was sent %s!%s", pid, name, hint)
+            # (gunicorn's levels: KILL is an error, TERM was asked for, others a warning)
+            level = logging.ERROR if -code == signal.SIGKILL else \
+                logging.INFO if -code == signal.SIGTERM else logging.WARNING
+            log.log(level, "Worker (pid:%s) was sent %s!%s", pid, name, hint)
         elif code > 0 and not worker.retiring:  # (a signal the stop sent is no error)
             log.error("Worker (pid:%s) exited with code %s", pid, code)
         if code and not worker.retiring and time.monotonic() - worker.started < 5:

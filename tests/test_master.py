@@ -48,7 +48,17 @@ def test_killed_worker_is_replaced_while_others_answer(serve) -> None:
     assert victim not in new
     assert failures == 0
     assert time.monotonic() - started < 5
-    assert server.has_logged("was sent SIGKILL"), server.logs()
+    assert server.has_logged(f"[ERROR] Worker (pid:{victim}) was sent SIGKILL! Perhaps out "
+                             "of memory?"), server.logs()
+
+
+def test_a_worker_killed_by_another_signal_is_a_warning(serve) -> None:
+    """gunicorn's levels for a worker's death by signal: KILL an error, others a warning."""
+    server = serve("-w", "1", "master_apps:app")
+    (victim,) = wait_for(lambda: children(server.proc.pid))
+    os.kill(victim, signal.SIGUSR2)  # (a worker leaves USR2 at its default: it ends)
+    assert server.has_logged(f"[WARNING] Worker (pid:{victim}) was sent SIGUSR2!"), server.logs()
+    assert wait_for(lambda: (new := children(server.proc.pid)) and victim not in new)
 
 
 def test_ttin_and_ttou_change_the_worker_count(serve) -> None:
