@@ -340,7 +340,7 @@ class Arbiter:
                 logging.INFO if -code == signal.SIGTERM else logging.WARNING
             log.log(level, "Worker (pid:%s) was sent %s!%s", pid, name, hint)
         elif code > 0 and not worker.retiring:  # (a signal the stop sent is no error)
-            log.error("Worker (pid:%s) exited with code %s", pid, code)
+            log.error("Worker (pid:%s) exited with code %s.", pid, code)  # (gunicorn's period)
         if code and not worker.retiring and time.monotonic() - worker.started < 5:
             self._crashes.append(time.monotonic())  # died young and unasked: a crash
         self.hook("child_exit", self, worker)
