@@ -222,6 +222,26 @@ def test_access_log_line(serve) -> None:  # type: ignore[no-untyped-def]
     assert server.has_logged('"GET /stream?n=2 HTTP/1.1" 200 14'), server.logs()
 
 
+def test_server_hooks_see_no_running_loop(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """pre_request and post_request run in the connection greenlet, between requests' first
+    steps (which run with the worker's loop as the running loop): never with one."""
+    seen = tmp_path / "seen"
+    config = tmp_path / "hooks.py"
+    config.write_text(
+        "import asyncio\n\n\n"
+        "def _note(what):\n"
+        f"    with open({str(seen)!r}, 'a') as out:\n"
+        "        out.write(f'{what} {asyncio._get_running_loop() is not None}\\n')\n\n\n"
+        "def pre_request(worker, req):\n    _note('pre')\n\n\n"
+        "def post_request(worker, req, environ, resp):\n    _note('post')\n")
+    server = serve("asgi_apps:app", "-c", str(config))
+    client = RawClient(server.connect())  # one keep-alive connection: one greenlet
+    for _ in range(3):
+        client.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0] == 200
+    assert seen.read_text().split("\n") == ["pre False", "post False"] * 3 + [""]
+
+
 def test_request_timeout_gives_504(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve("asgi_apps:app", "--request-timeout", "0.3")
     resp = requests.get(server.url + "/sleep?s=5", timeout=10)

@@ -60,6 +60,24 @@ def _check_mixed(server: Any) -> None:
     assert _get(server, "/api/nothing").status_code == 404  # FastAPI's own 404
 
 
+def test_a_wsgi_app_sees_no_running_loop_after_asgi_requests(serve) -> None:  # type: ignore[no-untyped-def]
+    """ASGI requests' first steps run in connection greenlets with the worker's loop as
+    their running loop; a WSGI request on the same connection, or one that waits while ASGI
+    requests run on others, must never see it as its own. (A guard for any design that
+    leaves the loop set in the thread between steps: see docs/architecture.md.)"""
+    server = serve(*MIXED, "--mount", "/probe=mount_apps:loop_probe")
+    client = RawClient(server.connect())  # one keep-alive connection: one greenlet
+    for _ in range(2):
+        client.send(b"GET /api/items/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert client.response()[0] == 200
+        client.send(b"GET /probe?0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
+        # ASGI requests on other connections while the probe waits
+        others = [_get(server, f"/api/items/{n}").status_code for n in range(10)]
+        status, _, body = client.response()
+        assert (status, others) == (200, [200] * 10)
+        assert json.loads(body) == {"at_once": False, "after_a_wait": False, "spawned": False}
+
+
 def test_flask_and_fastapi_in_one_worker(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve(*MIXED)
     _check_mixed(server)

@@ -50,6 +50,26 @@ def environ_app(environ: dict[str, Any],
     return [body]
 
 
+def loop_probe(environ: dict[str, Any],
+               start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """A WSGI app that says whether it sees a running asyncio loop: at once, after a wait
+    in gevent (other greenlets run meanwhile) and in a greenlet it spawns."""
+    import asyncio
+    import json
+
+    import gevent
+
+    def loop_seen() -> bool:
+        return asyncio._get_running_loop() is not None
+
+    seen = {"at_once": loop_seen()}
+    gevent.sleep(float(environ["QUERY_STRING"] or "0"))
+    seen["after_a_wait"] = loop_seen()
+    seen["spawned"] = gevent.spawn(loop_seen).get()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(seen).encode()]
+
+
 # -- ASGI: FastAPI ------------------------------------------------------------------------------
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
