@@ -59,7 +59,7 @@ def test_fast_stop(serve, sig: int) -> None:
 
 
 
-# A fast stop gives the workers 1 s: the import must end before that
+# (each import ends well within the graceful timeout a stop gives the workers)
 @pytest.mark.parametrize(("sig", "load_time"), [(signal.SIGTERM, 2.0), (signal.SIGQUIT, 0.5)])
 def test_a_stop_while_the_worker_loads_the_app_is_obeyed_once_it_has_booted(
         serve, tmp_path: Path, sig: int, load_time: float) -> None:
