@@ -58,7 +58,6 @@ def test_fast_stop(serve, sig: int) -> None:
     assert time.monotonic() - started < 3
 
 
-
 # (each import ends well within the graceful timeout a stop gives the workers)
 @pytest.mark.parametrize(("sig", "load_time"), [(signal.SIGTERM, 2.0), (signal.SIGQUIT, 0.5)])
 def test_a_stop_while_the_worker_loads_the_app_is_obeyed_once_it_has_booted(
@@ -78,13 +77,13 @@ def test_a_stop_while_the_worker_loads_the_app_is_obeyed_once_it_has_booted(
     assert "Booting worker" in logs and "[ERROR]" not in logs, logs
 
 
-def _block_worker(server, tmp_path: Path) -> socket.socket:  # type: ignore[no-untyped-def]
-    """A request whose app never yields to the hub: the worker cannot obey a signal."""
+def _block_worker(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A request whose app never yields to the hub: the worker cannot obey a signal (the
+    connection stays open until the server fixture ends)."""
     started = tmp_path / "blocking"
-    busy = server.connect()
-    busy.sendall(b"GET /block?s=20&started=%s HTTP/1.1\r\nHost: x\r\n\r\n" % bytes(started))
+    server.connect().sendall(
+        b"GET /block?s=20&started=%s HTTP/1.1\r\nHost: x\r\n\r\n" % bytes(started))
     wait_for(started.exists)
-    return busy  # type: ignore[no-any-return]
 
 
 def test_a_fast_stop_gives_a_blocked_worker_the_graceful_timeout(serve, tmp_path: Path) -> None:
