@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from master_helpers import wait_for
 
 from conftest import PACKAGE_ROOT, TESTS, ServerProcess
 
@@ -238,14 +239,16 @@ def test_control_socket_shows_and_resizes_the_dirty_workers(serve, tmp_path: Pat
     wait_for(lambda: len(data(path, "show", "dirty")["workers"]) == 1)
 
 
-def test_hup_replaces_dirty_workers_after_their_calls(serve) -> None:  # type: ignore[no-untyped-def]
+def test_hup_replaces_dirty_workers_after_their_calls(serve, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """HUP replaces the dirty workers; a call under way in an old one still gets its answer."""
     server = serve(*DIRTY, "dirty_apps:wsgi")
     before = {_call(server, "arg=[[1]]")["result"]["pid"] for _ in range(4)}
     results: list[dict] = []  # type: ignore[type-arg]
-    thread = threading.Thread(target=lambda: results.append(_call(server, "action=slow&arg=[2]")))
+    started = tmp_path / "started"
+    query = f"action=slow&arg=[2,\"{started}\"]"
+    thread = threading.Thread(target=lambda: results.append(_call(server, query)))
     thread.start()
-    time.sleep(0.5)
+    wait_for(started.exists)  # HUP only once the call is in an old dirty worker
     server.signal(signal.SIGHUP)
     thread.join(30)
     assert results and results[0].get("result") in before, results
