@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -30,8 +31,7 @@ class Model(DirtyApp):
 
     def slow(self, seconds: float, started: str = "") -> int:
         if started:  # a file that says the call is in this worker (tests then signal)
-            with open(started, "w"):
-                pass
+            Path(started).touch()
         time.sleep(seconds)
         return os.getpid()
 

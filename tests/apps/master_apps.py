@@ -7,6 +7,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import gevent.socket
@@ -34,8 +35,7 @@ def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[byte
     query = dict(p.partition("=")[::2] for p in environ["QUERY_STRING"].split("&") if p)
     if path == "/block":
         if "started" in query:  # a file that says the request is in the app
-            with open(query["started"], "w"):
-                pass
+            Path(query["started"]).touch()
         end = time.monotonic() + float(query.get("s", "1"))
         while time.monotonic() < end:  # CPU-bound: the hub cannot run
             pass

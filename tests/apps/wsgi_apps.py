@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
@@ -96,8 +97,7 @@ def _write(environ: dict[str, Any], start_response: StartResponse, q: Query) -> 
 
 def _sleep(environ: dict[str, Any], start_response: StartResponse, q: Query) -> Iterable[bytes]:
     if "started" in q:  # a file that says the request is in the app (tests then signal)
-        with open(q["started"], "w"):
-            pass
+        Path(q["started"]).touch()
     time.sleep(float(q.get("s", "1")))
     start_response("200 OK", TEXT)
     return [b"slept"]
