@@ -141,6 +141,21 @@ def test_wrong_interface_in_a_worker_is_an_app_load_error(serve) -> None:  # typ
     assert "Traceback" not in logs
 
 
+def test_an_uncertain_guess_is_a_warning_that_names_the_option(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("asgi_apps:untyped")
+    assert server.has_logged("[WARNING] asgi_apps:untyped: its signature does not say whether "
+                             "it is WSGI or ASGI (it can be called with 1, 2 or 3 positional "
+                             "arguments); serving it as WSGI. Pass --interface asgi (or asgi2) "
+                             "if it is an ASGI app.")
+    assert requests.get(server.url + "/x", timeout=10).status_code == 500  # served as WSGI
+
+
+def test_an_uncertain_app_is_served_as_asgi_when_told(serve) -> None:  # type: ignore[no-untyped-def]
+    server = serve("--interface", "asgi", "asgi_apps:untyped")
+    assert requests.get(server.url + "/x", timeout=10).json()["type"] == "http"
+    assert "its signature does not say" not in server.logs()
+
+
 def test_asgi2_app_is_served(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve("asgi_apps:DoubleCallable")
     assert requests.get(server.url + "/two", timeout=10).json() == {"asgi2": True,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from greenserve.config import Config
 
     from .mount import Mounts
+
+log = logging.getLogger("greenserve.error")
 
 DEFAULT_ATTRIBUTE = "application"
 
@@ -190,7 +193,8 @@ def load_app(cfg: Config) -> Callable[..., Any] | Mounts:
         app = paste.load(cfg)
     else:
         app = import_app(cfg.app_uri or "")
-    detect_interface(app, cfg.interface)  # a wrong --interface fails here, in one line
+    # a wrong --interface fails here, in one line; an uncertain guess is a warning
+    detect_interface(app, cfg.interface, label=cfg.app_uri or "the paste application")
     return app
 
 
@@ -266,16 +270,22 @@ _DESCRIBED = {"wsgi": "a WSGI application", "asgi": "an ASGI 3 application",
 _ARITY = {"asgi2": 1, "wsgi": 2, "asgi": 3}
 
 
-def detect_interface(app: object, wanted: str = "auto") -> str:
+def detect_interface(app: object, wanted: str = "auto", label: str = "") -> str:
     """``"wsgi"``, ``"asgi"`` (ASGI 3) or ``"asgi2"``, decided once from the app object.
 
     ``wanted`` is ``--interface``: ``auto`` takes the guess; an explicit value wins over an
     uncertain guess, and raises :class:`AppLoadError` (one line) when the app certainly has
     another shape (an ``async def`` app served as WSGI, a 2-argument callable as ASGI...).
+    With a ``label`` (where the app was loaded), an uncertain guess is logged as a warning
+    that names the option, so an ASGI app taken for WSGI is not left to a 500's traceback.
     """
     if wanted == "asgi3":
         wanted = "asgi"
     found, why, certain = _guess_interface(app)
+    if wanted == "auto" and not certain and label:
+        log.warning("%s: its signature does not say whether it is WSGI or ASGI (%s); serving "
+                    "it as WSGI. Pass --interface asgi (or asgi2) if it is an ASGI app.",
+                    label, why)
     if wanted in ("auto", found):
         return found
     if certain:
@@ -302,7 +312,11 @@ def _guess_interface(app: object) -> tuple[str, str, bool]:
     fits = [name for name, arity in _ARITY.items() if _accepts(app, arity)]
     if len(fits) == 1:
         return fits[0], f"it takes {_ARITY[fits[0]]} positional argument(s)", True
-    return "wsgi", "a plain callable", False
+    if fits:
+        counts = [str(_ARITY[name]) for name in fits]
+        counts[-2:] = [" or ".join(counts[-2:])]
+        return "wsgi", f"it can be called with {', '.join(counts)} positional arguments", False
+    return "wsgi", "it takes neither 2 positional arguments, as WSGI, nor 3, as ASGI", False
 
 
 def _class_call(cls: type) -> object:

@@ -148,7 +148,7 @@ def load_mounts(cfg: Config, app: Callable[..., Any] | None = None) -> Mounts:
         where = f"mount {prefix!r}"
         try:
             obj = import_app(target) if isinstance(target, str) else target
-            interface = detect_interface(obj, wanted)
+            interface = detect_interface(obj, wanted, label=where)
         except AppLoadError as exc:
             raise AppLoadError(f"{where}: {exc}", user_error=exc.user_error) from exc
         label = target if isinstance(target, str) else _label(obj)

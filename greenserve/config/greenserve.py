@@ -137,7 +137,8 @@ no `Sec-WebSocket-Extensions` in the 101 and sends plain frames.""",
         desc="""\
 Decided once, when the app is loaded. `auto` serves an `async def` callable (or an object
 whose `__call__` is one) as ASGI 3, a class with an async `__call__` as ASGI 2, and
-anything else as WSGI. An explicit value overrides the guess, but an app that certainly
+anything else as WSGI; when the signature could fit either (`*args`), the worker logs a
+warning that says so. An explicit value overrides the guess, but an app that certainly
 has another shape (an `async def` app as `wsgi`, a two-argument callable as `asgi`) is
 refused with a one-line error. `asgi3` is accepted as uvicorn's name for `asgi`. With
 `mount`, it applies to APP_MODULE only: each mounted app's interface is detected.""",

@@ -373,6 +373,17 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 # -- other shapes ----------------------------------------------------------------------------------
+class Untyped:
+    """ASGI 3 whose signature does not say so (``*args``, like some middleware): the guess is
+    WSGI, with a warning, unless ``--interface asgi``."""
+
+    def __call__(self, *args: Any) -> Any:
+        return app(*args)
+
+
+untyped = Untyped()
+
+
 class DoubleCallable:
     """ASGI 2: ``DoubleCallable(scope)`` then ``await instance(receive, send)``."""
 
