@@ -150,6 +150,15 @@ def test_an_uncertain_guess_is_a_warning_that_names_the_option(serve) -> None:  
     assert requests.get(server.url + "/x", timeout=10).status_code == 500  # served as WSGI
 
 
+def test_an_uncertain_guess_at_check_config_is_a_warning_line() -> None:
+    done = _greenserve("--check-config", "asgi_apps:untyped")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "greenserve: warning: asgi_apps:untyped: its signature does not say whether it is WSGI "
+        "or ASGI (it can be called with 1, 2 or 3 positional arguments); serving it as WSGI. "
+        "Pass --interface asgi (or asgi2) if it is an ASGI app."]
+
+
 def test_an_uncertain_app_is_served_as_asgi_when_told(serve) -> None:  # type: ignore[no-untyped-def]
     server = serve("--interface", "asgi", "asgi_apps:untyped")
     assert requests.get(server.url + "/x", timeout=10).json()["type"] == "http"

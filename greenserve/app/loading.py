@@ -283,9 +283,8 @@ def detect_interface(app: object, wanted: str = "auto", label: str = "") -> str:
         wanted = "asgi"
     found, why, certain = _guess_interface(app)
     if wanted == "auto" and not certain and label:
-        log.warning("%s: its signature does not say whether it is WSGI or ASGI (%s); serving "
-                    "it as WSGI. Pass --interface asgi (or asgi2) if it is an ASGI app.",
-                    label, why)
+        _warn(f"{label}: its signature does not say whether it is WSGI or ASGI ({why}); "
+              "serving it as WSGI. Pass --interface asgi (or asgi2) if it is an ASGI app.")
     if wanted in ("auto", found):
         return found
     if certain:
@@ -294,6 +293,17 @@ def detect_interface(app: object, wanted: str = "auto", label: str = "") -> str:
             f"({why}); use --interface {found} or auto."
         )
     return wanted
+
+
+def _warn(message: str) -> None:
+    """To the error log in a worker; a ``greenserve: warning:`` line before it is set up
+    (``--preload`` loads the app in the master, as the command line is read)."""
+    if log.hasHandlers():
+        log.warning("%s", message)
+    else:
+        from greenserve.config import warn_to_stderr
+
+        warn_to_stderr(message)
 
 
 def _guess_interface(app: object) -> tuple[str, str, bool]:
