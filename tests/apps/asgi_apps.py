@@ -61,6 +61,8 @@ async def _lifespan(scope: Scope, receive: Receive, send: Send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            # a slow startup (a pool opening): the worker must not accept before it ends
+            await asyncio.sleep(float(os.environ.get("ASGI_STARTUP_DELAY", "0")))
             scope["state"]["started_at"] = time.time()
             scope["state"]["pid"] = os.getpid()
             await send({"type": "lifespan.startup.complete"})
@@ -176,6 +178,15 @@ async def sleep(scope: Scope, receive: Receive, send: Send) -> None:
 
 async def scope_view(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, _jsonable(scope))
+
+
+async def state(scope: Scope, receive: Receive, send: Send) -> None:
+    """The request's state and the time; ``?scribble=1`` then changes this request's copy."""
+    seen = dict(scope["state"])
+    if _query(scope).get("scribble") == "1":
+        scope["state"]["pid"] = -1
+        scope["state"]["scribbled"] = True
+    await _json(send, {"state": seen, "now": time.time()})
 
 
 async def threads(scope: Scope, receive: Receive, send: Send) -> None:
@@ -360,7 +371,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
     "/hub": hub, "/blocking": blocking, "/where": where, "/task-factory": task_factory,
     "/generated-headers": generated_headers, "/timer": timer, "/debug": debug,
-    "/tasks": tasks,
+    "/tasks": tasks, "/state": state,
 }
 
 
