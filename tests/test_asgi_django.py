@@ -61,10 +61,19 @@ def django_wsgi(django_env: dict[str, str]) -> Iterator[ServerProcess]:
     yield from _server(["djangoproj.wsgi"], django_env)
 
 
+@pytest.fixture(scope="module")
+def django_mixed(django_env: dict[str, str]) -> Iterator[ServerProcess]:
+    """One worker, both entry points: ASGI under /a, WSGI at /."""
+    yield from _server(["--mount", "/a=djangoproj.asgi", "djangoproj.wsgi"], django_env)
+
+
 def test_django_asgi_async_view_with_orm(django_asgi: ServerProcess) -> None:
     resp = requests.get(django_asgi.url + "/async/orm/", timeout=10)
     assert resp.status_code == 200, resp.text
     assert resp.json()["users"] == 0 and resp.json()["again"] == 0
+    # sync_to_async runs in a greenlet (patched threads), in the worker's one OS thread
+    view, sensitive, insensitive = resp.json()["threads"]
+    assert view == sensitive == insensitive
     assert django_asgi.has_logged("appears unsupported")  # Django does not speak lifespan
 
 
@@ -80,6 +89,17 @@ def test_django_wsgi_orm_while_other_views_run_event_loops(django_wsgi: ServerPr
     bad = [r[:300] for r in responses if not r.startswith(b"HTTP/1.1 200")]
     assert not bad
     assert "Traceback" not in django_wsgi.logs()
+
+
+def test_django_wsgi_views_beside_a_running_asgi_loop(django_mixed: ServerProcess) -> None:
+    """The same WSGI views while the worker's own ASGI loop has tasks under way (Django's
+    async views, mounted at /a): asyncio.run(), the ORM and async_to_sync in WSGI views."""
+    paths = (["/a/async/orm/", "/a/async/sleep/?s=0.3"] * 10
+             + ["/asyncio/hold/?s=0.3", "/asyncio/orm/", "/asyncio/bridge/"] * 10)
+    responses = concurrent_gets(django_mixed, paths)
+    bad = [r[:300] for r in responses if not r.startswith(b"HTTP/1.1 200")]
+    assert not bad
+    assert "Traceback" not in django_mixed.logs()
 
 
 def test_django_admin_still_works_on_asgi(django_asgi: ServerProcess) -> None:

@@ -114,6 +114,15 @@ def test_expect_continue_is_sent_on_first_receive(asgi: ServerProcess) -> None:
     assert status == 200 and json.loads(body)["body"] == "hello"
 
 
+def test_no_continue_for_an_app_that_never_receives(asgi: ServerProcess) -> None:
+    """The scope view answers without calling receive(): no 100, the final response at once."""
+    client = RawClient(asgi.connect())
+    client.send(b"POST /no-read HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                b"Expect: 100-continue\r\n\r\n")
+    status, _, body = client.response()
+    assert status == 200 and json.loads(body)["path"] == "/no-read"
+
+
 def test_bad_chunk_in_body_is_answered_400(asgi: ServerProcess) -> None:
     client = RawClient(asgi.connect())
     client.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

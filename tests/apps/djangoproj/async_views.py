@@ -19,12 +19,21 @@ def _count_users() -> int:
     return User.objects.count()
 
 
+def _os_thread() -> int:
+    from gevent.monkey import get_original
+
+    return get_original("_thread", "get_ident")()  # type: ignore[no-any-return]
+
+
 async def async_orm(request: HttpRequest) -> JsonResponse:
-    """An async view: the ORM through ``sync_to_async`` (thread-sensitive, then not)."""
+    """An async view: the ORM through ``sync_to_async`` (thread-sensitive, then not), and
+    the OS thread each ran in (greenlets under patching: the view's own thread)."""
     await asyncio.sleep(0.01)
-    count = await sync_to_async(_count_users)()
-    again = await sync_to_async(_count_users, thread_sensitive=False)()
-    return JsonResponse({"users": count, "again": again, "pid": os.getpid()})
+    count, sensitive = await sync_to_async(lambda: (_count_users(), _os_thread()))()
+    again, insensitive = await sync_to_async(lambda: (_count_users(), _os_thread()),
+                                             thread_sensitive=False)()
+    return JsonResponse({"users": count, "again": again, "pid": os.getpid(),
+                         "threads": [_os_thread(), sensitive, insensitive]})
 
 
 async def async_sleep(request: HttpRequest) -> JsonResponse:
