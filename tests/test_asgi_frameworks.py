@@ -95,6 +95,8 @@ def test_starlette_file_response_uses_pathsend(starlette: ServerProcess) -> None
     resp = requests.get(starlette.url + "/file", timeout=10)
     source = Path(__file__).parent / "apps" / "asgi_starlette.py"
     assert resp.content == source.read_bytes()
+    sent = [e["types"] for e in _events(starlette, "file sent")]
+    assert sent[-1] == ["http.response.start", "http.response.pathsend"]
 
 
 def test_disconnect_mid_stream_cancels_the_generator(starlette: ServerProcess) -> None:

@@ -340,7 +340,12 @@ def test_asgi_over_http2(serve) -> None:  # type: ignore[no-untyped-def]
     with _h2c_client() as client:
         scope = client.get(f"{base}/scope?x=1").json()
         assert scope["http_version"] == "2"
-        assert "http.response.trailers" in scope["extensions"]
+        assert set(scope["extensions"]) == {"http.response.pathsend", "http.response.trailers",
+                                             "http.response.early_hint"}
+        source = Path(__file__).parent / "apps" / "asgi_apps.py"
+        sent = client.get(f"{base}/pathsend")  # the file, sent as DATA frames
+        assert sent.status_code == 200 and sent.content == source.read_bytes()
+        assert sent.headers["content-type"] == "text/x-python"
         payload = b"z" * 300_000
         echoed = client.post(f"{base}/echo", content=payload).json()
         assert echoed["body"].encode("latin-1") == payload

@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -20,6 +21,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EVENTS: list[dict[str, Any]] = []
 
@@ -114,7 +116,29 @@ async def file(request: Request) -> Response:
     return FileResponse(os.path.abspath(__file__), media_type="text/x-python")
 
 
-app = Starlette(lifespan=lifespan, routes=[
+class RecordFileSends:
+    """Records the message types of /file's response: FileResponse takes the pathsend
+    extension when the server offers it (the file is then sent by the server, with
+    sendfile), else sends the file's bytes in body messages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/file"):
+            await self.app(scope, receive, send)
+            return
+        sent: list[str] = []
+        EVENTS.append({"event": "file sent", "types": sent})
+
+        async def recording(message: Message) -> None:
+            sent.append(message["type"])
+            await send(message)
+
+        await self.app(scope, receive, recording)
+
+
+app = Starlette(lifespan=lifespan, middleware=[Middleware(RecordFileSends)], routes=[
     Route("/", hello),
     Route("/greet/{name}", greet),
     Route("/state", state),
