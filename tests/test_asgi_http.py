@@ -210,6 +210,16 @@ def test_trailers(asgi: ServerProcess) -> None:
     assert rest == b"3\r\nabc\r\n3\r\ndef\r\n0\r\nx-checksum: 42"
 
 
+def test_the_fast_path_switches_no_greenlet(asgi: ServerProcess) -> None:
+    """A body that came with the head is returned by receive(), and a write the kernel takes
+    is made by send(), in the app's own step: no switch to the hub, the loop or a writer."""
+    client = RawClient(asgi.connect())  # head and body in one write: both arrive together
+    client.send(b"POST /switches HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+    status, _, body = client.response()
+    assert status == 200 and body[:100] == b"x" * 100
+    assert json.loads(body[100:]) == {"receive": 0, "send": 0, "body": "hello"}
+
+
 def test_pathsend_sends_the_file(asgi: ServerProcess) -> None:
     resp = requests.get(asgi.url + "/pathsend", timeout=10)
     assert resp.status_code == 200

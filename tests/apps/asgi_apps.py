@@ -189,6 +189,32 @@ async def state(scope: Scope, receive: Receive, send: Send) -> None:
     await _json(send, {"state": seen, "now": time.time()})
 
 
+async def switches(scope: Scope, receive: Receive, send: Send) -> None:
+    """Greenlet switches while ``receive()`` returns a body that came with the head and
+    while ``send()`` writes what the kernel takes at once: none on the fast path. The
+    counts end the streamed body, after 100 bytes of x."""
+    import greenlet
+
+    seen: list[str] = []
+
+    def counting(event: str, args: Any) -> None:
+        seen.append(event)
+        if previous is not None:  # the running-loop hook, if it is in
+            previous(event, args)
+
+    previous = greenlet.settrace(counting)
+    try:
+        message = await receive()
+        on_receive = len(seen)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"x" * 100, "more_body": True})
+        on_send = len(seen) - on_receive
+    finally:
+        greenlet.settrace(previous)
+    counts = {"receive": on_receive, "send": on_send, "body": message["body"].decode()}
+    await send({"type": "http.response.body", "body": json.dumps(counts).encode()})
+
+
 async def threads(scope: Scope, receive: Receive, send: Send) -> None:
     """Where ``asyncio.to_thread`` and greenserve's ``run_in_thread`` run their function."""
     from gevent.monkey import get_original
@@ -371,7 +397,7 @@ ROUTES: dict[str, Callable[[Scope, Receive, Send], Awaitable[None]]] = {
     "/events": events, "/progress": progress, "/sleep": sleep, "/threads": threads,
     "/hub": hub, "/blocking": blocking, "/where": where, "/task-factory": task_factory,
     "/generated-headers": generated_headers, "/timer": timer, "/debug": debug,
-    "/tasks": tasks, "/state": state,
+    "/tasks": tasks, "/state": state, "/switches": switches,
 }
 
 
