@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from greenserve.config import Config
 
     from .mount import Mounts
-
-log = logging.getLogger("greenserve.error")
 
 DEFAULT_ATTRIBUTE = "application"
 
@@ -298,6 +295,10 @@ def detect_interface(app: object, wanted: str = "auto", label: str = "") -> str:
 def _warn(message: str) -> None:
     """To the error log in a worker; a ``greenserve: warning:`` line before it is set up
     (``--preload`` loads the app in the master, as the command line is read)."""
+    import logging  # not at import: logging imports threading, and this module loads
+    # before gevent patches (tests/test_patch.py)
+
+    log = logging.getLogger("greenserve.error")
     if log.hasHandlers():
         log.warning("%s", message)
     else:
