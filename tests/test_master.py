@@ -79,6 +79,25 @@ def test_app_that_cannot_load_stops_the_master(serve) -> None:
     assert server.has_logged("App failed to load."), server.logs()
 
 
+def test_a_replacement_that_cannot_load_leaves_the_running_workers(serve, tmp_path: Path) -> None:
+    """A worker whose replacement cannot load the app (the code on disk broke since boot):
+    the master keeps the workers that serve and tries again (gunicorn halts the master)."""
+    broken = tmp_path / "broken"
+    server = serve("-w", "2", "master_apps:app", env={"MASTER_APPS_BROKEN_IF": str(broken)})
+    workers = wait_for(lambda: len(children(server.proc.pid)) == 2 and children(server.proc.pid))
+    wait_for(lambda: server.logs().count("Booting worker") == 2)
+    broken.touch()
+    victim, survivor = sorted(workers)
+    os.kill(victim, signal.SIGKILL)
+    assert server.has_logged("[ERROR] A new worker failed to boot; the running workers stay"), \
+        server.logs()
+    assert requests.get(server.url + "/pid", timeout=10).text == str(survivor)
+    assert server.proc.poll() is None
+    broken.unlink()  # the code is mended: a later try boots
+    wait_for(lambda: server.logs().count("Booting worker") == 3, timeout=45)
+    assert len(children(server.proc.pid)) == 2
+
+
 def test_malformed_app_spec_is_one_line_before_forking(serve) -> None:
     server = serve("master_apps:app(", wait=False)
     assert server.wait(20) == 4

@@ -19,6 +19,8 @@ StartResponse = Callable[..., Any]
 _PROBE = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 _PROBE.close()
 IMPORT_PID = os.getpid()
+if Path(os.environ.get("MASTER_APPS_BROKEN_IF", "/nonexistent")).exists():
+    raise RuntimeError("broken on purpose: the app cannot load while this file exists")
 SOCKET_PATCHED_AT_IMPORT = socket.socket is gevent.socket.socket
 SSL_CONTEXT = ssl.create_default_context()
 
