@@ -187,11 +187,11 @@ def load_app(cfg: Config) -> Callable[..., Any] | Mounts:
     if cfg.paste:  # wins over APP_MODULE, as in gunicorn
         from . import paste
 
-        app = paste.load(cfg)
+        app, label = paste.load(cfg), f"--paste {cfg.paste}"
     else:
-        app = import_app(cfg.app_uri or "")
+        app = import_app(label := cfg.app_uri or "")
     # a wrong --interface fails here, in one line; an uncertain guess is a warning
-    detect_interface(app, cfg.interface, label=cfg.app_uri or "the paste application")
+    detect_interface(app, cfg.interface, label=label)
     return app
 
 
